@@ -1,0 +1,24 @@
+//! The VirtualCluster sync engine.
+//!
+//! Data flow (each stage is a module; see `docs/architecture.md`):
+//!
+//! ```text
+//! source (watch per cluster × kind) ──► log (sled, group commit) ──► shard (crossbeam, fair, coalescing)
+//!                                            │                              │
+//!                                            └── view (latest objects) ◄────┴── reconcile ──► sink (API writes)
+//! ```
+//!
+//! * [`record`]: what flows from a source into the log, and the identity a shard hands to a reconciler.
+//! * [`naming`]: the super-cluster naming rules (cluster key, namespace translation, 63-character hashing).
+//! * [`log`]: the durable, versioned, group-committed event log in sled, its per-shard checkpoints and the
+//!   materialised view of the latest object per key.
+//! * [`shard`]: routing by (cluster, tenant namespace), bounded queues, coalescing and weighted fair scheduling.
+//! * [`source`]: list+watch of every registered cluster, persisted resume points, relist on 410 Gone.
+//! * [`reconcile`]: per-resource reconcile logic (namespaces, pods), both directions.
+
+pub mod log;
+pub mod naming;
+pub mod reconcile;
+pub mod record;
+pub mod shard;
+pub mod source;
