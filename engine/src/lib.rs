@@ -22,3 +22,4 @@ pub mod reconcile;
 pub mod record;
 pub mod shard;
 pub mod source;
+pub mod config;
