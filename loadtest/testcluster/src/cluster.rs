@@ -1,0 +1,191 @@
+//! [`TestCluster`]: one API server for one test, whichever backend provides it.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+
+use crate::options::{Backend, ClusterOptions, Plan};
+use crate::real::{RealBinaries, RealCluster};
+use crate::{TestClusterError, kubeconfig, sim};
+
+/// The running API server behind a [`TestCluster`].
+enum Inner {
+    Simulator(apisim::Simulator),
+    Real(Box<RealCluster>),
+    Kubeconfig,
+}
+
+/// An API server for a test.
+///
+/// Dropping it stops the simulator or kills the processes it started (also when the test panics, since
+/// unwinding drops it) and removes its temporary directory. An existing cluster
+/// ([`Backend::Kubeconfig`]) is left as it is, including the namespaces tests created in it.
+pub struct TestCluster {
+    // Declaration order is drop order: the server stops before its directory is removed.
+    inner: Inner,
+    kubeconfig_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCluster")
+            .field("backend", &self.backend())
+            .field("kubeconfig_path", &self.kubeconfig_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestCluster {
+    /// Starts a cluster on the backend the environment selects, with default options.
+    pub async fn start() -> Result<TestCluster, TestClusterError> {
+        Self::start_with(ClusterOptions::default()).await
+    }
+
+    /// Starts a cluster on the backend the environment selects; `opts` apply to the simulator only.
+    pub async fn start_with(opts: ClusterOptions) -> Result<TestCluster, TestClusterError> {
+        let dir = tempfile::Builder::new()
+            .prefix("testcluster-")
+            .tempdir()
+            .map_err(TestClusterError::TempDir)?;
+        let plan = Plan::from_env()?;
+        tracing::info!(?plan, dir = %dir.path().display(), "starting test cluster");
+        let (inner, kubeconfig_path) = match plan {
+            Plan::Simulator => {
+                let simulator = sim::start(&opts)
+                    .await
+                    .map_err(TestClusterError::Simulator)?;
+                let path = dir.path().join("kubeconfig");
+                kubeconfig::write(&path, &simulator.kubeconfig_yaml("testcluster"))?;
+                (Inner::Simulator(simulator), path)
+            }
+            Plan::RealBinaries {
+                apiserver,
+                etcd,
+                controller_manager,
+            } => {
+                let path = dir.path().join("kubeconfig");
+                let binaries = RealBinaries {
+                    apiserver,
+                    etcd,
+                    controller_manager,
+                };
+                let real = RealCluster::start(&binaries, dir.path(), &path).await?;
+                (Inner::Real(Box::new(real)), path)
+            }
+            Plan::Kubeconfig { path } => (Inner::Kubeconfig, path),
+        };
+        Ok(TestCluster {
+            inner,
+            kubeconfig_path,
+            _dir: dir,
+        })
+    }
+
+    /// Which backend serves this cluster.
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Simulator(_) => Backend::Simulator,
+            Inner::Real(_) => Backend::RealBinaries,
+            Inner::Kubeconfig => Backend::Kubeconfig,
+        }
+    }
+
+    /// A fresh `kube::Client` for this cluster (cluster-admin on real binaries).
+    pub async fn client(&self) -> Result<kube::Client, TestClusterError> {
+        kubeconfig::client_from_file(&self.kubeconfig_path).await
+    }
+
+    /// The kubeconfig file for this cluster, usable by kubectl (`kubectl --kubeconfig <path>`).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// The simulator, for simulator-only features (faults, forced compaction); `None` on other backends.
+    pub fn simulator(&self) -> Option<&apisim::Simulator> {
+        match &self.inner {
+            Inner::Simulator(simulator) => Some(simulator),
+            _ => None,
+        }
+    }
+
+    /// `true` when deleting a namespace completes (its contents are removed and it disappears).
+    ///
+    /// On the real kube-apiserver that is the job of kube-controller-manager's namespace controller, so
+    /// real binaries without `KUBE_CONTROLLER_MANAGER_BIN` leave namespaces `Terminating` forever. An
+    /// existing cluster is assumed to run a controller manager.
+    pub fn namespace_deletion_completes(&self) -> bool {
+        match &self.inner {
+            Inner::Simulator(_) | Inner::Kubeconfig => true,
+            Inner::Real(real) => real.has_controller_manager(),
+        }
+    }
+
+    /// Creates a namespace named `<prefix>-<random suffix>` and returns its name, so concurrent tests
+    /// and repeated runs on an existing cluster never collide.
+    pub async fn create_namespace(&self, prefix: &str) -> Result<String, TestClusterError> {
+        let name = unique_name(prefix);
+        let namespaces: Api<Namespace> = Api::all(self.client().await?);
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .map_err(|source| TestClusterError::CreateNamespace {
+                name: name.clone(),
+                source,
+            })?;
+        Ok(name)
+    }
+
+    /// The error of the first real process that has exited, if any (always `None` for other backends).
+    pub fn exited_process_error(&mut self) -> Option<TestClusterError> {
+        match &mut self.inner {
+            Inner::Real(real) => real.exited_error(),
+            _ => None,
+        }
+    }
+}
+
+/// `<prefix>-<8 hex digits>`, shortened so the result is a valid DNS-1123 label (at most 63 characters,
+/// lower-case alphanumerics and '-').
+fn unique_name(prefix: &str) -> String {
+    let cleaned: String = prefix
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(54)
+        .collect();
+    let cleaned = cleaned.trim_matches('-');
+    let cleaned = if cleaned.is_empty() { "test" } else { cleaned };
+    format!("{cleaned}-{:08x}", rand::random::<u32>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_are_dns_labels_and_differ() {
+        let a = unique_name("Conformance_Watch!");
+        let b = unique_name("Conformance_Watch!");
+        assert_ne!(a, b);
+        for name in [&a, &b, &unique_name(""), &unique_name(&"x".repeat(100))] {
+            assert!(name.len() <= 63, "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+            assert!(!name.starts_with('-') && !name.ends_with('-'), "{name}");
+        }
+        assert!(a.starts_with("conformance-watch-"), "{a}");
+    }
+}

@@ -1,0 +1,159 @@
+//! Real etcd + kube-apiserver (+ optional kube-controller-manager) processes on loopback.
+//!
+//! Start-up order: etcd (wait for `/health`) → PKI → admin kubeconfig → kube-apiserver (wait for
+//! `/readyz` and the `default` namespace) → kube-controller-manager if given. Drop order is the reverse.
+
+pub(crate) mod apiserver;
+pub(crate) mod controller_manager;
+pub mod etcd;
+pub(crate) mod http_probe;
+pub(crate) mod pki;
+pub(crate) mod ports;
+pub(crate) mod process;
+
+use std::path::{Path, PathBuf};
+
+use apiserver::{Apiserver, ApiserverInputs, FIRST_SERVICE_IP};
+use controller_manager::ControllerManager;
+use etcd::Etcd;
+
+use crate::TestClusterError;
+use crate::kubeconfig::{self, TlsClientMaterial};
+
+/// The binaries a real cluster runs.
+#[derive(Debug, Clone)]
+pub(crate) struct RealBinaries {
+    pub(crate) apiserver: PathBuf,
+    pub(crate) etcd: PathBuf,
+    pub(crate) controller_manager: Option<PathBuf>,
+}
+
+/// A running real control plane. Fields drop in declaration order: controller-manager, apiserver, etcd.
+#[derive(Debug)]
+pub(crate) struct RealCluster {
+    controller_manager: Option<ControllerManager>,
+    apiserver: Apiserver,
+    _etcd: Etcd,
+}
+
+impl RealCluster {
+    /// Starts the control plane with all files under `dir` and writes the admin kubeconfig to
+    /// `kubeconfig_path`.
+    pub(crate) async fn start(
+        binaries: &RealBinaries,
+        dir: &Path,
+        kubeconfig_path: &Path,
+    ) -> Result<Self, TestClusterError> {
+        let etcd = Etcd::start(&binaries.etcd, dir).await?;
+        let pki_dir = dir.join("pki");
+        std::fs::create_dir_all(&pki_dir).map_err(|source| TestClusterError::WriteFile {
+            path: pki_dir.clone(),
+            source,
+        })?;
+        let pki = pki::generate(&pki_dir, FIRST_SERVICE_IP)?;
+        let port = ports::free_loopback_port().map_err(TestClusterError::FreePort)?;
+        let yaml = kubeconfig::render(
+            "testcluster",
+            &format!("https://127.0.0.1:{port}"),
+            &TlsClientMaterial {
+                ca_pem: pki.ca_cert_pem.clone(),
+                cert_pem: pki.admin_cert_pem.clone(),
+                key_pem: pki.admin_key_pem.clone(),
+            },
+        )?;
+        kubeconfig::write(kubeconfig_path, &yaml)?;
+        let client = kubeconfig::client_from_file(kubeconfig_path).await?;
+        let started = Apiserver::start(
+            ApiserverInputs {
+                binary: &binaries.apiserver,
+                etcd_url: etcd.client_url(),
+                port,
+                pki: &pki,
+                dir,
+            },
+            &client,
+        )
+        .await;
+        let apiserver = match started {
+            Ok(apiserver) => apiserver,
+            Err(error) => {
+                // The error carries the apiserver's log; etcd's is printed here because the temporary
+                // directory holding it is removed when the caller drops it.
+                eprintln!("etcd log (last lines):\n{}", etcd.log_tail());
+                return Err(error);
+            }
+        };
+        let controller_manager = match &binaries.controller_manager {
+            Some(binary) => {
+                Some(ControllerManager::start(binary, kubeconfig_path, &pki, dir).await?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            controller_manager,
+            apiserver,
+            _etcd: etcd,
+        })
+    }
+
+    /// `true` when kube-controller-manager runs, so namespace deletion completes.
+    pub(crate) fn has_controller_manager(&self) -> bool {
+        self.controller_manager.is_some()
+    }
+
+    /// The error of the first component that has exited, if any.
+    pub(crate) fn exited_error(&mut self) -> Option<TestClusterError> {
+        if let Some(error) = self.apiserver.exited_error() {
+            return Some(error);
+        }
+        self.controller_manager
+            .as_mut()
+            .and_then(ControllerManager::exited_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs etcd for real (when `ETCD_BIN` is set) and a stand-in apiserver that exits at once: the
+    /// start-up must fail with the apiserver's own log, after writing a kubeconfig that verifies TLS.
+    #[tokio::test]
+    async fn apiserver_that_exits_fails_start_with_its_log() -> anyhow::Result<()> {
+        let Some(etcd) = std::env::var_os(crate::ENV_ETCD_BIN) else {
+            eprintln!("SKIPPED: ETCD_BIN is not set");
+            return Ok(());
+        };
+        let dir = tempfile::tempdir()?;
+        let fake = dir.path().join("fake-apiserver");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho \"fake apiserver got $*\" >&2\nexit 2\n",
+        )?;
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()?;
+        let binaries = RealBinaries {
+            apiserver: fake,
+            etcd: etcd.into(),
+            controller_manager: None,
+        };
+        let kubeconfig_path = dir.path().join("kubeconfig");
+        let result = RealCluster::start(&binaries, dir.path(), &kubeconfig_path).await;
+        match result {
+            Err(TestClusterError::Exited { name, log_tail, .. }) => {
+                assert_eq!(name, "kube-apiserver");
+                assert!(
+                    log_tail.contains("--etcd-servers=http://127.0.0.1:"),
+                    "{log_tail}"
+                );
+            }
+            other => panic!("expected the apiserver to be reported as exited, got {other:?}"),
+        }
+        let yaml = std::fs::read_to_string(&kubeconfig_path)?;
+        assert!(yaml.contains("certificate-authority-data"), "{yaml}");
+        assert!(!yaml.contains("insecure-skip-tls-verify"), "{yaml}");
+        Ok(())
+    }
+}
