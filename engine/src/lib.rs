@@ -23,3 +23,4 @@ pub mod record;
 pub mod shard;
 pub mod source;
 pub mod config;
+pub mod metrics;

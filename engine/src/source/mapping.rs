@@ -1,0 +1,228 @@
+//! Turning one observed object into a [`Record`]: which tenant object it concerns ([`WorkKey`]).
+//!
+//! * Tenant objects concern themselves. A tenant `Namespace` uses its own name as `work.namespace`, so the
+//!   namespace and the pods in it land on the same shard.
+//! * Super objects concern the tenant object they were translated from, named by the `tenancy.x-k8s.io/*`
+//!   annotations the reconciler put on them. Super objects without them, or of a cluster this syncer does
+//!   not serve, are ignored (the source watches super objects with a label selector, so unrelated objects
+//!   should not even arrive).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::naming;
+use crate::record::{EventType, Record, SUPER_CLUSTER, WorkKey};
+
+/// Label selector of super watches: every super object the syncer writes carries
+/// `tenancy.x-k8s.io/controlled=true`, so unrelated super objects never enter the log.
+pub fn super_label_selector() -> String {
+    format!("{}=true", naming::LABEL_CONTROLLED)
+}
+
+/// Which side of the sync a watched cluster is on.
+#[derive(Clone, Debug)]
+pub enum ClusterRole {
+    /// The super cluster; `tenants` are the cluster keys this syncer serves.
+    Super {
+        /// Cluster keys of the served tenants; super objects of other tenants are ignored.
+        tenants: Arc<HashSet<String>>,
+    },
+    /// A tenant cluster with this cluster key.
+    Tenant {
+        /// Cluster key (see [`crate::naming::cluster_key`]).
+        cluster_key: String,
+    },
+}
+
+impl ClusterRole {
+    /// The name used in [`Record::cluster`] for events of this cluster.
+    pub fn cluster(&self) -> &str {
+        match self {
+            ClusterRole::Super { .. } => SUPER_CLUSTER,
+            ClusterRole::Tenant { cluster_key } => cluster_key,
+        }
+    }
+
+    /// The bounded metric label: `super` or `tenant`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ClusterRole::Super { .. } => "super",
+            ClusterRole::Tenant { .. } => "tenant",
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The tenant object a record of `kind` in a cluster of `role` concerns, or `None` when it concerns no
+/// tenant this syncer serves.
+pub fn work_key(role: &ClusterRole, kind: &str, object: &Value) -> Option<WorkKey> {
+    let meta = object.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    if name.is_empty() {
+        return None;
+    }
+    let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
+    match role {
+        ClusterRole::Tenant { cluster_key } => {
+            let work_ns = if namespace.is_empty() {
+                // Cluster-scoped: a Namespace shards with its contents; other kinds under "".
+                if kind == "Namespace" { name } else { "" }
+            } else {
+                namespace
+            };
+            Some(WorkKey {
+                cluster: cluster_key.clone(),
+                kind: kind.to_string(),
+                namespace: work_ns.to_string(),
+                name: name.to_string(),
+            })
+        }
+        ClusterRole::Super { tenants } => {
+            // Name, namespace and uid of the tenant object, from the syncer's annotations
+            // (a super namespace stands for the tenant namespace).
+            let id = naming::tenant_identity_from_json(object)?;
+            if !tenants.contains(&id.cluster_key) {
+                return None;
+            }
+            Some(WorkKey {
+                cluster: id.cluster_key,
+                kind: kind.to_string(),
+                namespace: id.namespace,
+                name: id.name,
+            })
+        }
+    }
+}
+
+/// Builds the record of one observed event, or `None` when the object concerns no served tenant.
+pub fn to_record(
+    role: &ClusterRole,
+    kind: &str,
+    event: EventType,
+    object: Value,
+    seen_at_micros: u64,
+) -> Option<Record> {
+    let work = work_key(role, kind, &object)?;
+    let meta = object.get("metadata")?;
+    let field = |f: &str| {
+        meta.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    Some(Record {
+        cluster: role.cluster().to_string(),
+        kind: kind.to_string(),
+        namespace: field("namespace"),
+        name: field("name"),
+        uid: field("uid"),
+        resource_version: field("resourceVersion"),
+        event,
+        object,
+        seen_at_micros,
+        work,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{ANNOTATION_CLUSTER, ANNOTATION_NAMESPACE, ANNOTATION_UID};
+    use serde_json::json;
+
+    fn super_role(keys: &[&str]) -> ClusterRole {
+        ClusterRole::Super {
+            tenants: Arc::new(keys.iter().map(|k| k.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn tenant_pod_concerns_itself() {
+        let role = ClusterRole::Tenant {
+            cluster_key: "ns-abc123-vc".into(),
+        };
+        let pod = json!({"metadata": {"name": "p", "namespace": "team", "uid": "u1", "resourceVersion": "7"}});
+        let rec = to_record(&role, "Pod", EventType::Added, pod, 5);
+        let rec = rec.unwrap_or_else(|| panic!("tenant pod must map"));
+        assert_eq!(rec.cluster, "ns-abc123-vc");
+        assert_eq!(
+            (rec.uid.as_str(), rec.resource_version.as_str()),
+            ("u1", "7")
+        );
+        assert_eq!(
+            rec.work,
+            WorkKey {
+                cluster: "ns-abc123-vc".into(),
+                kind: "Pod".into(),
+                namespace: "team".into(),
+                name: "p".into()
+            }
+        );
+    }
+
+    #[test]
+    fn tenant_namespace_shards_with_its_contents() {
+        let role = ClusterRole::Tenant {
+            cluster_key: "k".into(),
+        };
+        let ns = json!({"metadata": {"name": "team"}});
+        let work = work_key(&role, "Namespace", &ns);
+        assert_eq!(
+            work.map(|w| (w.namespace, w.name)),
+            Some(("team".into(), "team".into()))
+        );
+    }
+
+    #[test]
+    fn super_pod_maps_back_through_annotations() {
+        let role = super_role(&["k1"]);
+        let pod = json!({"metadata": {"name": "p", "namespace": "k1-team", "annotations": {
+            ANNOTATION_CLUSTER: "k1", ANNOTATION_NAMESPACE: "team", ANNOTATION_UID: "u"}}});
+        let rec = to_record(&role, "Pod", EventType::Modified, pod, 1)
+            .unwrap_or_else(|| panic!("annotated super pod must map"));
+        assert_eq!(rec.cluster, SUPER_CLUSTER);
+        assert_eq!(rec.namespace, "k1-team");
+        assert_eq!(
+            (
+                rec.work.cluster.as_str(),
+                rec.work.namespace.as_str(),
+                rec.work.name.as_str()
+            ),
+            ("k1", "team", "p")
+        );
+    }
+
+    #[test]
+    fn super_namespace_maps_to_the_tenant_namespace() {
+        let role = super_role(&["k1"]);
+        let ns = json!({"metadata": {"name": "k1-team", "annotations": {
+            ANNOTATION_CLUSTER: "k1", ANNOTATION_NAMESPACE: "team", ANNOTATION_UID: "u"}}});
+        let work = work_key(&role, "Namespace", &ns);
+        assert_eq!(
+            work.map(|w| (w.namespace, w.name)),
+            Some(("team".into(), "team".into()))
+        );
+    }
+
+    #[test]
+    fn super_objects_without_identity_or_of_unknown_tenants_are_ignored() {
+        let role = super_role(&["k1"]);
+        let bare = json!({"metadata": {"name": "p", "namespace": "x"}});
+        assert!(work_key(&role, "Pod", &bare).is_none());
+        let other = json!({"metadata": {"name": "p", "namespace": "x", "annotations": {
+            ANNOTATION_CLUSTER: "k2", ANNOTATION_NAMESPACE: "team", ANNOTATION_UID: "u"}}});
+        assert!(work_key(&role, "Pod", &other).is_none());
+        let nameless = json!({"metadata": {"namespace": "x"}});
+        assert!(work_key(&role, "Pod", &nameless).is_none());
+    }
+}
