@@ -1,1 +1,10 @@
-//! (being written)
+//! Reconcile: per-kind logic that makes the super cluster match the tenants (down) and reports the super
+//! cluster's state back to the tenants (up).
+//!
+//! * [`tenants`]: the registry of tenants (cluster key → client, VC identity, meta prefixes).
+//! * [`metadata`]: translation shared by every kind (the syncer's marks, reserved prefixes, ownership).
+
+pub mod metadata;
+pub mod tenants;
+
+pub use tenants::{Tenant, TenantInfo, Tenants};
