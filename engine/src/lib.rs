@@ -18,6 +18,7 @@
 
 pub mod log;
 pub mod naming;
+pub mod pipeline;
 pub mod reconcile;
 pub mod record;
 pub mod shard;
