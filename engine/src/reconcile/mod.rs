@@ -3,8 +3,10 @@
 //!
 //! * [`tenants`]: the registry of tenants (cluster key → client, VC identity, meta prefixes).
 //! * [`metadata`]: translation shared by every kind (the syncer's marks, reserved prefixes, ownership).
+//! * [`pod_spec`]: pod spec translation (no node name, no tenant token, downward API, affinity).
 
 pub mod metadata;
+pub mod pod_spec;
 pub mod tenants;
 
 pub use tenants::{Tenant, TenantInfo, Tenants};
