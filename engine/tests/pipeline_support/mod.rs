@@ -70,6 +70,7 @@ type Behaviour = dyn Fn(&WorkKey, usize) -> Result<(), ReconcileError> + Send + 
 /// (given the key and how many times it was called before).
 pub struct Recording {
     calls: Mutex<Vec<Call>>,
+    per_key: Mutex<std::collections::HashMap<WorkKey, usize>>,
     gate: Mutex<bool>,
     gate_cv: Condvar,
     behaviour: Option<Box<Behaviour>>,
@@ -80,6 +81,7 @@ impl Recording {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             calls: Mutex::new(Vec::new()),
+            per_key: Mutex::new(Default::default()),
             gate: Mutex::new(true),
             gate_cv: Condvar::new(),
             behaviour: None,
@@ -90,6 +92,7 @@ impl Recording {
     pub fn gated() -> Arc<Self> {
         Arc::new(Self {
             calls: Mutex::new(Vec::new()),
+            per_key: Mutex::new(Default::default()),
             gate: Mutex::new(false),
             gate_cv: Condvar::new(),
             behaviour: None,
@@ -102,6 +105,7 @@ impl Recording {
     ) -> Arc<Self> {
         Arc::new(Self {
             calls: Mutex::new(Vec::new()),
+            per_key: Mutex::new(Default::default()),
             gate: Mutex::new(true),
             gate_cv: Condvar::new(),
             behaviour: Some(Box::new(behaviour)),
@@ -132,14 +136,15 @@ impl Reconciler for Recording {
             .map_err(|e| ReconcileError::new("view", e.to_string()))?
             .map(|o| o.resource_version);
         let before = {
-            let mut calls = self.calls.lock();
-            let before = calls.iter().filter(|c| &c.key == key).count();
-            calls.push(Call {
-                key: key.clone(),
-                seen_rv,
-            });
-            before
+            let mut per_key = self.per_key.lock();
+            let count = per_key.entry(key.clone()).or_default();
+            *count += 1;
+            *count - 1
         };
+        self.calls.lock().push(Call {
+            key: key.clone(),
+            seen_rv,
+        });
         {
             let mut open = self.gate.lock();
             while !*open {
