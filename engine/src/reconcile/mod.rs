@@ -6,6 +6,7 @@
 //! * [`pod_spec`]: pod spec translation (no node name, no tenant token, downward API, affinity).
 
 pub mod metadata;
+pub mod pod;
 pub mod pod_spec;
 pub mod tenants;
 
