@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use mapping::ClusterRole;
-pub use port::{PortError, SourceLog};
+pub use port::{PipelineLog, PortError, SourceLog};
 
 /// One kind the syncer watches in every cluster.
 #[derive(Clone, Debug)]
