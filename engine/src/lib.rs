@@ -25,3 +25,4 @@ pub mod shard;
 pub mod source;
 pub mod config;
 pub mod metrics;
+pub mod app;

@@ -1,0 +1,179 @@
+//! The running syncer: one [`Pipeline`] (log + shards + reconciler) fed by one source per
+//! (cluster × synced kind). Used by the `syncer` binary, for real clusters and for the embedded default.
+//!
+//! Start-up order: open the log (replaying unapplied entries to the reconciler), read the resume points,
+//! then start the sources. Shutdown order: stop the sources (no more appends), then stop the pipeline (the
+//! shards finish what they hold, the writer flushes).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::watch;
+
+use crate::config::TenantSpec;
+use crate::naming;
+use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStats};
+use crate::record::SUPER_CLUSTER;
+use crate::shard::Reconciler;
+use crate::source::{self, ClusterRole, PipelineLog, SourceConfig, Sources, WatchTarget};
+
+/// Errors while starting the syncer.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A kubeconfig could not be read.
+    #[error("failed to read kubeconfig {path}")]
+    ReadKubeconfig {
+        /// The file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// A client could not be built from a kubeconfig.
+    #[error("failed to build a client from kubeconfig {path}")]
+    Client {
+        /// The file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// The pipeline (log, shards) did not start.
+    #[error("failed to start the pipeline")]
+    Pipeline(#[source] PipelineError),
+    /// The resume points could not be read.
+    #[error("failed to read resume points")]
+    ResumePoints(#[source] crate::log::LogError),
+}
+
+/// A tenant with its client, ready to be synced.
+#[derive(Clone)]
+pub struct TenantConnection {
+    /// The VC identity.
+    pub spec: TenantSpec,
+    /// Cluster key computed from the spec (see [`naming::cluster_key`]).
+    pub cluster_key: String,
+    /// Client for the tenant's API server.
+    pub client: kube::Client,
+}
+
+impl TenantConnection {
+    /// Connects to the tenant described by `spec` (reads its kubeconfig).
+    pub async fn connect(spec: TenantSpec) -> Result<Self, AppError> {
+        let client = client_from_kubeconfig(&spec.kubeconfig).await?;
+        let cluster_key = naming::cluster_key(&spec.namespace, &spec.name, &spec.uid);
+        Ok(Self {
+            spec,
+            cluster_key,
+            client,
+        })
+    }
+}
+
+/// A client for the cluster of a kubeconfig file (its current context).
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, AppError> {
+    let shown = path.display().to_string();
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|source| AppError::ReadKubeconfig {
+        path: shown.clone(),
+        source,
+    })?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|source| AppError::ReadKubeconfig {
+            path: shown.clone(),
+            source,
+        })?;
+    kube::Client::try_from(config).map_err(|source| AppError::Client {
+        path: shown,
+        source,
+    })
+}
+
+/// A snapshot for the status line and for tests.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncerStatus {
+    /// Tenants served.
+    pub tenants: usize,
+    /// Clusters (super included) whose watches are all established.
+    pub clusters_up: usize,
+    /// Clusters watched (super included).
+    pub clusters: usize,
+    /// The pipeline's counters.
+    pub pipeline: PipelineStats,
+}
+
+/// A running syncer.
+pub struct Syncer {
+    pipeline: Pipeline,
+    sources: Sources,
+    stop: watch::Sender<bool>,
+    tenants: usize,
+}
+
+impl Syncer {
+    /// Opens the log, starts the shards with `reconciler` and one source per (cluster × kind), on the
+    /// current tokio runtime.
+    pub fn start(
+        super_client: kube::Client,
+        tenants: &[TenantConnection],
+        pipeline_cfg: PipelineConfig,
+        source_cfg: SourceConfig,
+        reconciler: Arc<dyn Reconciler>,
+    ) -> Result<Self, AppError> {
+        let pipeline = Pipeline::start(pipeline_cfg, reconciler).map_err(AppError::Pipeline)?;
+        let kinds = source::synced_kinds();
+        let kind_names: Vec<String> = kinds.iter().map(|k| k.kind.clone()).collect();
+        let served: HashSet<String> = tenants.iter().map(|t| t.cluster_key.clone()).collect();
+        let mut clusters = vec![SUPER_CLUSTER.to_string()];
+        clusters.extend(served.iter().cloned());
+        let log =
+            PipelineLog::new(&pipeline, &clusters, &kind_names).map_err(AppError::ResumePoints)?;
+        let mut targets = vec![WatchTarget {
+            role: ClusterRole::Super {
+                tenants: Arc::new(served),
+            },
+            client: super_client,
+            vc_label: None,
+        }];
+        for t in tenants {
+            targets.push(WatchTarget {
+                role: ClusterRole::Tenant {
+                    cluster_key: t.cluster_key.clone(),
+                },
+                client: t.client.clone(),
+                vc_label: Some(format!("{}/{}", t.spec.namespace, t.spec.name)),
+            });
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let sources = source::spawn(targets, &kinds, log, source_cfg, stop_rx);
+        Ok(Self {
+            pipeline,
+            sources,
+            stop,
+            tenants: tenants.len(),
+        })
+    }
+
+    /// Current counters.
+    pub fn status(&self) -> SyncerStatus {
+        SyncerStatus {
+            tenants: self.tenants,
+            clusters_up: self.sources.clusters_up(),
+            clusters: self.sources.clusters(),
+            pipeline: self.pipeline.stats(),
+        }
+    }
+
+    /// Stops the sources, then the pipeline (flushing the log).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.sources.join().await;
+        let pipeline = self.pipeline;
+        // Joining shard and writer threads blocks: keep it off the async workers.
+        if let Err(error) = tokio::task::spawn_blocking(move || pipeline.shutdown()).await {
+            tracing::error!(%error, "pipeline shutdown panicked");
+        }
+    }
+}
