@@ -6,8 +6,10 @@
 //! * [`pod_spec`]: pod spec translation (no node name, no tenant token, downward API, affinity).
 
 pub mod metadata;
+pub mod namespace;
 pub mod pod;
 pub mod pod_spec;
 pub mod tenants;
+pub mod writer;
 
 pub use tenants::{Tenant, TenantInfo, Tenants};
