@@ -12,17 +12,35 @@
 //! Helpers: `registry` / `resource_type` (which resources exist), `selectors`, `patch`, `validation`,
 //! `ipalloc`, `table`, `openapi`, `discovery`, `status` (error bodies), `kubelet` (scheduler + kubelet).
 
+pub mod admin;
+pub mod discovery;
 pub mod faults;
+pub mod filter;
+pub mod handlers;
 pub mod ipalloc;
+pub mod kubelet;
+pub mod namespace_lifecycle;
 pub mod openapi;
+pub mod openapi_routes;
 pub mod patch;
+pub mod registry;
 pub mod resource_type;
+pub mod routing;
 pub mod selectors;
 pub mod server;
+pub mod services;
+pub mod state;
+pub mod status;
+pub mod store;
 pub mod table;
+pub mod tables;
 pub mod validation;
+pub mod watch;
+
+mod bootstrap;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Configuration of one simulated API server.
@@ -43,6 +61,8 @@ pub struct SimConfig {
     pub node_port_range: (u16, u16),
     /// Built-in scheduler + kubelet; `None` leaves pods Pending unless something binds them.
     pub kubelet: Option<KubeletConfig>,
+    /// Faults injected from the start (changeable at run time through [`Simulator::faults`]).
+    pub faults: faults::FaultConfig,
     /// Largest accepted request body in bytes (the real server: 3 MiB).
     pub max_body_bytes: usize,
 }
@@ -56,6 +76,7 @@ impl Default for SimConfig {
             service_cidr: "10.96.0.0/12".to_string(),
             node_port_range: (30000, 32767),
             kubelet: None,
+            faults: faults::FaultConfig::default(),
             max_body_bytes: 3 * 1024 * 1024,
         }
     }
@@ -109,13 +130,23 @@ pub enum SimError {
 }
 
 /// A running simulated API server. Dropping it stops serving (open connections are closed).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), apisim::SimError> {
+/// let sim = apisim::Simulator::start(apisim::SimConfig::default()).await?;
+/// std::fs::write("/tmp/kubeconfig", sim.kubeconfig_yaml("sim")).ok();
+/// println!("serving at {}", sim.url());
+/// # Ok(()) }
+/// ```
 pub struct Simulator {
-    addr: SocketAddr,
+    state: Arc<state::ApiState>,
     server: server::ServerHandle,
 }
 
 impl Simulator {
-    /// Binds the socket, creates the start-up objects and starts serving on the current tokio runtime.
+    /// Binds the socket, creates the start-up objects (namespaces `default`, `kube-system`, `kube-public`,
+    /// `kube-node-lease` and the `default/kubernetes` Service) and starts serving on the current tokio
+    /// runtime; with a kubelet configured, also its nodes.
     pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
@@ -127,18 +158,23 @@ impl Simulator {
             addr: config.bind,
             source,
         })?;
-        let server = server::ServerHandle::spawn(listener);
-        Ok(Simulator { addr, server })
+        let state = state::ApiState::new(config, addr)?;
+        bootstrap::create_startup_objects(&state)?;
+        if state.config.kubelet.is_some() {
+            kubelet::spawn(&state);
+        }
+        let server = server::ServerHandle::spawn(listener, state.clone());
+        Ok(Simulator { state, server })
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.state.addr()
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// A kubeconfig (YAML) whose only cluster/context/user is this server, usable by kubectl and kube-rs.
@@ -151,20 +187,27 @@ impl Simulator {
         )
     }
 
+    /// The runtime-settable fault switchboard of this instance.
+    pub fn faults(&self) -> Arc<faults::Faults> {
+        self.state.faults.clone()
+    }
+
     /// Forgets all watch history and list snapshots: any older resourceVersion now gets 410 Gone.
-    pub fn force_compaction(&self) {}
+    pub fn force_compaction(&self) {
+        self.state.store.compact();
+    }
 
     /// Current global resourceVersion.
     pub fn revision(&self) -> u64 {
-        0
+        self.state.store.revision()
     }
 
     /// Number of stored objects of all types.
     pub fn object_count(&self) -> usize {
-        0
+        self.state.store.object_count()
     }
 
-    /// Stops serving and waits until the accept loop has ended.
+    /// Stops serving and closes all connections.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }

@@ -1,0 +1,297 @@
+//! Watch streams: newline-delimited JSON events, one chunk per batch, read by each watcher from the store's
+//! shared history (no per-watcher queues; a watcher that falls behind the history gets 410 Gone).
+//!
+//! A watch is a small state machine:
+//! - `Initial`: synthetic ADDED events for the objects of a snapshot (watch from "now", or
+//!   `sendInitialEvents=true`), then, for streaming lists, a BOOKMARK marked `k8s.io/initial-events-end`;
+//! - `Streaming`: every change after the cursor, filtered by namespace and selectors (an object that stops
+//!   matching yields DELETED, one that starts matching yields ADDED, like the real watch cache), with
+//!   periodic BOOKMARKs when asked for, until `timeoutSeconds`;
+//! - `Done`: after a 410 ERROR event, the timeout, or the server going away.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{Response, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::filter::Filter;
+use crate::handlers::{ApiRequest, Body};
+use crate::registry::storage_key;
+use crate::resource_type::ResourceType;
+use crate::state::ApiState;
+use crate::status::ApiError;
+use crate::store::{Event, EventType, ObjectKey, StoreError, StoredObject};
+
+/// Watch duration when the client sets no `timeoutSeconds` (the real server picks 30–60 min).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Events read from the history per chunk.
+const EVENTS_PER_CHUNK: usize = 256;
+/// Synthetic ADDED events per chunk.
+const INITIAL_PER_CHUNK: usize = 256;
+
+enum Phase {
+    Initial {
+        items: VecDeque<(ObjectKey, StoredObject)>,
+        end_bookmark: bool,
+    },
+    Streaming,
+    Done,
+}
+
+struct Watcher {
+    state: Arc<ApiState>,
+    resource: String,
+    kind: String,
+    api_version: String,
+    filter: Filter,
+    cursor: u64,
+    rx: tokio::sync::watch::Receiver<u64>,
+    bookmark_every: Option<Duration>,
+    next_bookmark: Instant,
+    deadline: Instant,
+    phase: Phase,
+}
+
+/// Starts a watch on `rt` (optionally on one object, for the legacy `/watch/.../{name}` path).
+pub fn serve(
+    state: &Arc<ApiState>,
+    rt: &ResourceType,
+    req: &ApiRequest,
+    name: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let namespace = req.path.namespace.as_deref().filter(|_| rt.namespaced);
+    let field_selector = match (req.param("fieldSelector").filter(|s| !s.is_empty()), name) {
+        (Some(f), Some(n)) => Some(format!("{f},metadata.name={n}")),
+        (None, Some(n)) => Some(format!("metadata.name={n}")),
+        (f, None) => f.map(str::to_string),
+    };
+    let filter = Filter::new(
+        rt,
+        namespace,
+        req.param("labelSelector"),
+        field_selector.as_deref(),
+    )?;
+    let bookmarks = req.flag("allowWatchBookmarks");
+    let send_initial = req
+        .param("sendInitialEvents")
+        .map(|v| v == "true" || v == "1");
+    let rv_param = req.param("resourceVersion").filter(|s| !s.is_empty());
+    let rv_match = req.param("resourceVersionMatch").filter(|s| !s.is_empty());
+    if send_initial.is_some() && rv_match != Some("NotOlderThan") {
+        return Err(ApiError::invalid_watch(
+            "resourceVersionMatch",
+            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
+    if send_initial == Some(true) && !bookmarks {
+        return Err(ApiError::invalid_watch(
+            "allowWatchBookmarks",
+            "sendInitialEvents requires setting allowWatchBookmarks to true",
+        ));
+    }
+    if send_initial.is_none() && rv_match.is_some() {
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ));
+    }
+    let timeout = req
+        .param("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let resource = storage_key(rt);
+    let rx = state.store.subscribe();
+    let (cursor, phase) = match (send_initial, rv_param) {
+        (Some(true), _) | (None, None | Some("0")) => {
+            let snap = state.store.list(&resource, namespace);
+            let items: VecDeque<_> = snap
+                .items
+                .into_iter()
+                .filter(|(k, o)| filter.matches(k, o))
+                .collect();
+            (
+                snap.revision,
+                Phase::Initial {
+                    items,
+                    end_bookmark: send_initial == Some(true),
+                },
+            )
+        }
+        (_, None | Some("0")) => (state.store.revision(), Phase::Streaming),
+        (_, Some(rv)) => {
+            let rv: u64 = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
+            (rv, Phase::Streaming)
+        }
+    };
+    let now = Instant::now();
+    let bookmark_every = bookmarks.then_some(state.config.bookmark_interval);
+    let watcher = Watcher {
+        state: state.clone(),
+        resource,
+        kind: rt.kind.clone(),
+        api_version: rt.api_version(),
+        filter,
+        cursor,
+        rx,
+        bookmark_every,
+        next_bookmark: now + bookmark_every.unwrap_or(DEFAULT_TIMEOUT),
+        deadline: now + timeout,
+        phase,
+    };
+    let stream = futures::stream::unfold(watcher, |mut w| async move {
+        let chunk = w.next_chunk().await?;
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), w))
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+fn push_event(buf: &mut BytesMut, event_type: &str, object: &[u8]) {
+    buf.put_slice(b"{\"type\":\"");
+    buf.put_slice(event_type.as_bytes());
+    buf.put_slice(b"\",\"object\":");
+    buf.put_slice(object);
+    buf.put_slice(b"}\n");
+}
+
+/// The previous version of an object with its resourceVersion replaced (DELETED for "stopped matching").
+fn with_rv(obj: &StoredObject, rv: u64) -> Vec<u8> {
+    let mut v = obj.value();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+impl Watcher {
+    fn bookmark(&self, buf: &mut BytesMut, initial_end: bool) {
+        let mut meta = json!({"resourceVersion": self.cursor.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let obj = json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": meta});
+        push_event(buf, "BOOKMARK", obj.to_string().as_bytes());
+    }
+
+    fn gone(&mut self, buf: &mut BytesMut, oldest: u64) {
+        let status = ApiError::expired(format!(
+            "too old resource version: {} ({})",
+            self.cursor, oldest
+        ))
+        .to_status();
+        push_event(buf, "ERROR", status.to_string().as_bytes());
+        self.phase = Phase::Done;
+    }
+
+    fn push_change(&self, buf: &mut BytesMut, event: &Event) {
+        if *event.resource != *self.resource {
+            return;
+        }
+        let now = self.filter.matches(&event.key, &event.object);
+        match event.event_type {
+            EventType::Added | EventType::Deleted => {
+                if now {
+                    push_event(buf, event.event_type.as_str(), &event.object.json);
+                }
+            }
+            EventType::Modified => {
+                let before = event
+                    .prev
+                    .as_ref()
+                    .is_some_and(|p| self.filter.matches(&event.key, p));
+                match (before, now) {
+                    (true, true) => push_event(buf, "MODIFIED", &event.object.json),
+                    (false, true) => push_event(buf, "ADDED", &event.object.json),
+                    (true, false) => {
+                        if let Some(prev) = &event.prev {
+                            push_event(buf, "DELETED", &with_rv(prev, event.rv));
+                        }
+                    }
+                    (false, false) => {}
+                }
+            }
+        }
+    }
+
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            let mut buf = BytesMut::new();
+            match &mut self.phase {
+                Phase::Done => return None,
+                Phase::Initial {
+                    items,
+                    end_bookmark,
+                } => {
+                    for (_, obj) in items.drain(..items.len().min(INITIAL_PER_CHUNK)) {
+                        push_event(&mut buf, "ADDED", &obj.json);
+                    }
+                    if items.is_empty() {
+                        let end = *end_bookmark;
+                        self.phase = Phase::Streaming;
+                        if end {
+                            self.bookmark(&mut buf, true);
+                        }
+                    }
+                    if !buf.is_empty() {
+                        return Some(buf.freeze());
+                    }
+                }
+                Phase::Streaming => {
+                    if Instant::now() >= self.deadline {
+                        return None;
+                    }
+                    self.rx.borrow_and_update();
+                    match self.state.store.events_after(self.cursor, EVENTS_PER_CHUNK) {
+                        Err(StoreError::Compacted { oldest, .. }) => {
+                            self.gone(&mut buf, oldest);
+                            return Some(buf.freeze());
+                        }
+                        Err(_) => return None,
+                        Ok(events) if !events.is_empty() => {
+                            for event in &events {
+                                self.push_change(&mut buf, event);
+                            }
+                            if let Some(last) = events.last() {
+                                self.cursor = last.rv;
+                            }
+                            if !buf.is_empty() {
+                                return Some(buf.freeze());
+                            }
+                        }
+                        Ok(_) => {
+                            let bookmark_at = self.next_bookmark;
+                            tokio::select! {
+                                changed = self.rx.changed() => {
+                                    if changed.is_err() {
+                                        return None;
+                                    }
+                                }
+                                _ = tokio::time::sleep_until(bookmark_at), if self.bookmark_every.is_some() => {
+                                    self.next_bookmark = Instant::now() + self.bookmark_every.unwrap_or(DEFAULT_TIMEOUT);
+                                    self.bookmark(&mut buf, false);
+                                    return Some(buf.freeze());
+                                }
+                                _ = tokio::time::sleep_until(self.deadline) => return None,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
