@@ -96,10 +96,10 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, AppErro
 pub struct SyncerStatus {
     /// Tenants served.
     pub tenants: usize,
-    /// Clusters (super included) whose watches are all established.
-    pub clusters_up: usize,
-    /// Clusters watched (super included).
-    pub clusters: usize,
+    /// Tenants whose watches are all established.
+    pub tenants_up: usize,
+    /// Whether the super cluster's watches are all established.
+    pub super_up: bool,
     /// The pipeline's counters.
     pub pipeline: PipelineStats,
 }
@@ -160,8 +160,8 @@ impl Syncer {
     pub fn status(&self) -> SyncerStatus {
         SyncerStatus {
             tenants: self.tenants,
-            clusters_up: self.sources.clusters_up(),
-            clusters: self.sources.clusters(),
+            tenants_up: self.sources.tenants_up(),
+            super_up: self.sources.super_up(),
             pipeline: self.pipeline.stats(),
         }
     }

@@ -26,3 +26,4 @@ pub mod source;
 pub mod config;
 pub mod metrics;
 pub mod app;
+pub mod embedded;

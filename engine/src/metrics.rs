@@ -10,8 +10,10 @@
 
 use std::net::SocketAddr;
 
+use std::collections::BTreeMap;
+
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Errors while installing the exporter.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +53,14 @@ pub const SOURCE_UNMAPPED_TOTAL: &str = "vc_syncer_source_unmapped_total";
 /// Records dropped because appending them to the log failed (the batch is retried after a relist), by `kind`.
 pub const SOURCE_APPEND_ERRORS_TOTAL: &str = "vc_syncer_source_append_errors_total";
 
+/// The histogram of sync lag recorded by the shards.
+pub const SYNC_LAG_SECONDS: &str = "vc_syncer_sync_lag_seconds";
+
 /// Installs the global recorder and serves `/metrics` on `addr` (must be called inside a tokio runtime).
-pub fn install(addr: SocketAddr) -> Result<(), MetricsError> {
+/// Returns a handle that renders the same text the endpoint serves (used for the status line).
+pub fn install(addr: SocketAddr) -> Result<PrometheusHandle, MetricsError> {
     let err = |source| MetricsError::Install { addr, source };
-    PrometheusBuilder::new()
+    let (recorder, exporter) = PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .map_err(err)?
@@ -63,10 +69,113 @@ pub fn install(addr: SocketAddr) -> Result<(), MetricsError> {
             SIZE_BUCKETS,
         )
         .map_err(err)?
-        .install()
+        .build()
         .map_err(err)?;
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| err(e.into()))?;
+    tokio::spawn(async move {
+        if let Err(error) = exporter.await {
+            tracing::error!(?error, "metrics endpoint stopped");
+        }
+    });
     describe_all();
-    Ok(())
+    Ok(handle)
+}
+
+/// Cumulative bucket counts (`le` → count) of one histogram in Prometheus text, summed over label sets.
+pub fn histogram_buckets(rendered: &str, name: &str) -> BTreeMap<OrderedLe, u64> {
+    let prefix = format!("{name}_bucket{{");
+    let mut out: BTreeMap<OrderedLe, u64> = BTreeMap::new();
+    for line in rendered.lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let Some(le) = labels.split(',').find_map(|l| l.trim().strip_prefix("le=")) else {
+            continue;
+        };
+        let le = le.trim_matches('"');
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            match le.parse::<f64>() {
+                Ok(v) => v,
+                Err(_) => continue,
+            }
+        };
+        let Ok(count) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        *out.entry(OrderedLe(le)).or_default() += count as u64;
+    }
+    out
+}
+
+/// A bucket bound that sorts (`le` values are never NaN here).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OrderedLe(pub f64);
+
+impl Eq for OrderedLe {}
+impl PartialOrd for OrderedLe {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrderedLe {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The `q` quantile of cumulative buckets, interpolated linearly inside the bucket like PromQL's
+/// `histogram_quantile`. `None` without observations. A quantile in the `+Inf` bucket is the largest finite
+/// bound.
+pub fn bucket_quantile(buckets: &BTreeMap<OrderedLe, u64>, q: f64) -> Option<f64> {
+    let total = *buckets
+        .get(&OrderedLe(f64::INFINITY))
+        .or(buckets.values().last())?;
+    if total == 0 {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * total as f64;
+    let mut prev_le = 0.0;
+    let mut prev_count = 0u64;
+    for (le, &count) in buckets {
+        if count as f64 >= rank {
+            if le.0.is_infinite() {
+                return Some(prev_le);
+            }
+            let in_bucket = (count - prev_count.min(count)) as f64;
+            if in_bucket == 0.0 {
+                return Some(le.0);
+            }
+            return Some(prev_le + (le.0 - prev_le) * ((rank - prev_count as f64) / in_bucket));
+        }
+        prev_le = le.0;
+        prev_count = count;
+    }
+    Some(prev_le)
+}
+
+/// The p99 of the sync lag over successive windows (between calls), from the rendered histogram.
+#[derive(Debug, Default)]
+pub struct LagWindow {
+    last: BTreeMap<OrderedLe, u64>,
+}
+
+impl LagWindow {
+    /// The p99 lag of the observations made since the previous call, `None` if there were none.
+    pub fn p99_since_last(&mut self, rendered: &str) -> Option<f64> {
+        let now = histogram_buckets(rendered, SYNC_LAG_SECONDS);
+        let delta: BTreeMap<OrderedLe, u64> = now
+            .iter()
+            .map(|(le, c)| (*le, c.saturating_sub(*self.last.get(le).unwrap_or(&0))))
+            .collect();
+        self.last = now;
+        bucket_quantile(&delta, 0.99)
+    }
 }
 
 /// Registers the description (HELP text) and unit of every metric the syncer records.
@@ -165,6 +274,60 @@ pub fn describe_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RENDERED: &str = "\
+# TYPE vc_syncer_sync_lag_seconds histogram
+vc_syncer_sync_lag_seconds_bucket{direction=\"down\",kind=\"Pod\",le=\"0.1\"} 50
+vc_syncer_sync_lag_seconds_bucket{direction=\"down\",kind=\"Pod\",le=\"1\"} 90
+vc_syncer_sync_lag_seconds_bucket{direction=\"down\",kind=\"Pod\",le=\"+Inf\"} 100
+vc_syncer_sync_lag_seconds_bucket{direction=\"up\",kind=\"Pod\",le=\"0.1\"} 0
+vc_syncer_sync_lag_seconds_bucket{direction=\"up\",kind=\"Pod\",le=\"1\"} 0
+vc_syncer_sync_lag_seconds_bucket{direction=\"up\",kind=\"Pod\",le=\"+Inf\"} 100
+vc_syncer_sync_lag_seconds_sum{direction=\"down\",kind=\"Pod\"} 12.5
+vc_syncer_other_bucket{le=\"1\"} 7
+";
+
+    #[test]
+    fn buckets_are_summed_over_label_sets() {
+        let b = histogram_buckets(RENDERED, SYNC_LAG_SECONDS);
+        assert_eq!(b.get(&OrderedLe(0.1)), Some(&50));
+        assert_eq!(b.get(&OrderedLe(1.0)), Some(&90));
+        assert_eq!(b.get(&OrderedLe(f64::INFINITY)), Some(&200));
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_promql() {
+        let b: BTreeMap<OrderedLe, u64> = [(0.1, 50), (1.0, 90), (f64::INFINITY, 100)]
+            .into_iter()
+            .map(|(le, c)| (OrderedLe(le), c))
+            .collect();
+        // rank 25 of 50 in (0, 0.1] -> 0.05.
+        assert_eq!(bucket_quantile(&b, 0.25), Some(0.05));
+        // rank 70: 20 of 40 into (0.1, 1] -> 0.55.
+        let p70 = bucket_quantile(&b, 0.7).unwrap_or(f64::NAN);
+        assert!((p70 - 0.55).abs() < 1e-9, "{p70}");
+        // rank 99 falls into +Inf: the largest finite bound.
+        assert_eq!(bucket_quantile(&b, 0.99), Some(1.0));
+        assert_eq!(bucket_quantile(&BTreeMap::new(), 0.99), None);
+    }
+
+    #[test]
+    fn lag_window_only_counts_new_observations() {
+        let mut w = LagWindow::default();
+        assert_eq!(w.p99_since_last(RENDERED), Some(1.0));
+        // Nothing new: no quantile.
+        assert_eq!(w.p99_since_last(RENDERED), None);
+        let later = RENDERED
+            .replace("le=\"0.1\"} 50", "le=\"0.1\"} 60")
+            .replace("le=\"1\"} 90", "le=\"1\"} 100")
+            .replace(
+                "kind=\"Pod\",le=\"+Inf\"} 100\nvc_syncer_sync_lag_seconds_bucket{direction=\"up\"",
+                "kind=\"Pod\",le=\"+Inf\"} 110\nvc_syncer_sync_lag_seconds_bucket{direction=\"up\"",
+            );
+        // 10 new observations, all <= 0.1 s.
+        let p99 = w.p99_since_last(&later).unwrap_or(f64::NAN);
+        assert!(p99 <= 0.1 + 1e-9, "{p99}");
+    }
 
     #[test]
     fn latency_buckets_are_strictly_increasing_and_cover_the_slo() {

@@ -174,6 +174,21 @@ impl Sources {
         self.health.iter().filter(|h| h.is_up()).count()
     }
 
+    /// Tenant clusters whose watches are all established.
+    pub fn tenants_up(&self) -> usize {
+        self.health
+            .iter()
+            .filter(|h| h.vc_label.is_some() && h.is_up())
+            .count()
+    }
+
+    /// Whether the super cluster's watches are all established.
+    pub fn super_up(&self) -> bool {
+        self.health
+            .iter()
+            .any(|h| h.vc_label.is_none() && h.is_up())
+    }
+
     /// Clusters watched (super included).
     pub fn clusters(&self) -> usize {
         self.health.len()
