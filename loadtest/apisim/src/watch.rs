@@ -28,6 +28,7 @@ use crate::resource_type::ResourceType;
 use crate::state::ApiState;
 use crate::status::ApiError;
 use crate::store::{Event, EventType, ObjectKey, StoreError, StoredObject};
+use crate::table::IncludeObject;
 
 /// Watch duration when the client sets no `timeoutSeconds` (the real server picks 30–60 min).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -42,6 +43,8 @@ enum Phase {
         end_bookmark: bool,
     },
     Streaming,
+    /// An injected 410: one ERROR event, then the end.
+    ForcedGone,
     Done,
 }
 
@@ -57,6 +60,12 @@ struct Watcher {
     next_bookmark: Instant,
     deadline: Instant,
     phase: Phase,
+    /// Render event objects as Tables (`kubectl get -w`): the type and `includeObject`.
+    table: Option<(ResourceType, IncludeObject)>,
+    /// Objects sent so far (the first Table carries the column definitions).
+    sent: u64,
+    /// Close the stream after this many events (injected fault).
+    cut_after: Option<u64>,
 }
 
 /// Starts a watch on `rt` (optionally on one object, for the legacy `/watch/.../{name}` path).
@@ -133,6 +142,11 @@ pub fn serve(
             (rv, Phase::Streaming)
         }
     };
+    let phase = if state.faults.take_forced_gone() {
+        Phase::ForcedGone
+    } else {
+        phase
+    };
     let now = Instant::now();
     let bookmark_every = bookmarks.then_some(state.config.bookmark_interval);
     let watcher = Watcher {
@@ -147,6 +161,10 @@ pub fn serve(
         next_bookmark: now + bookmark_every.unwrap_or(DEFAULT_TIMEOUT),
         deadline: now + timeout,
         phase,
+        table: crate::tables::wants_table(req)
+            .then(|| (rt.clone(), crate::tables::include_object(req))),
+        sent: 0,
+        cut_after: state.faults.watch_cut_after(),
     };
     let stream = futures::stream::unfold(watcher, |mut w| async move {
         let chunk = w.next_chunk().await?;
@@ -198,7 +216,24 @@ impl Watcher {
         self.phase = Phase::Done;
     }
 
-    fn push_change(&self, buf: &mut BytesMut, event: &Event) {
+    /// Appends one object event (as a Table when the client asked for Tables).
+    fn emit(&mut self, buf: &mut BytesMut, event_type: &str, object: &[u8]) {
+        match &self.table {
+            Some((rt, include)) => {
+                let table = crate::tables::watch_event_table(rt, *include, object, self.sent == 0);
+                push_event(buf, event_type, &table);
+            }
+            None => push_event(buf, event_type, object),
+        }
+        self.sent += 1;
+    }
+
+    /// Whether the injected watch cut has been reached.
+    fn cut(&self) -> bool {
+        self.cut_after.is_some_and(|n| self.sent >= n)
+    }
+
+    fn push_change(&mut self, buf: &mut BytesMut, event: &Event) {
         if *event.resource != *self.resource {
             return;
         }
@@ -206,7 +241,7 @@ impl Watcher {
         match event.event_type {
             EventType::Added | EventType::Deleted => {
                 if now {
-                    push_event(buf, event.event_type.as_str(), &event.object.json);
+                    self.emit(buf, event.event_type.as_str(), &event.object.json);
                 }
             }
             EventType::Modified => {
@@ -215,11 +250,11 @@ impl Watcher {
                     .as_ref()
                     .is_some_and(|p| self.filter.matches(&event.key, p));
                 match (before, now) {
-                    (true, true) => push_event(buf, "MODIFIED", &event.object.json),
-                    (false, true) => push_event(buf, "ADDED", &event.object.json),
+                    (true, true) => self.emit(buf, "MODIFIED", &event.object.json),
+                    (false, true) => self.emit(buf, "ADDED", &event.object.json),
                     (true, false) => {
                         if let Some(prev) = &event.prev {
-                            push_event(buf, "DELETED", &with_rv(prev, event.rv));
+                            self.emit(buf, "DELETED", &with_rv(prev, event.rv));
                         }
                     }
                     (false, false) => {}
@@ -233,6 +268,11 @@ impl Watcher {
             let mut buf = BytesMut::new();
             match &mut self.phase {
                 Phase::Done => return None,
+                Phase::ForcedGone => {
+                    let oldest = self.state.store.revision();
+                    self.gone(&mut buf, oldest);
+                    return Some(buf.freeze());
+                }
                 Phase::Initial {
                     items,
                     end_bookmark,
@@ -265,9 +305,10 @@ impl Watcher {
                         Ok(events) if !events.is_empty() => {
                             for event in &events {
                                 self.push_change(&mut buf, event);
-                            }
-                            if let Some(last) = events.last() {
-                                self.cursor = last.rv;
+                                self.cursor = event.rv;
+                                if self.cut() {
+                                    break;
+                                }
                             }
                             if !buf.is_empty() {
                                 return Some(buf.freeze());

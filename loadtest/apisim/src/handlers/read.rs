@@ -35,6 +35,7 @@ pub(super) fn get(
         req,
         std::slice::from_ref(&obj.value()),
         &obj.rv.to_string(),
+        None,
     ) {
         return Ok(super::json_response(StatusCode::OK, &table));
     }
@@ -216,7 +217,8 @@ pub(super) async fn list(
     let rv = snapshot.revision.to_string();
     if crate::tables::wants_table(req) {
         let objects: Vec<Value> = selected.iter().map(|(_, o)| o.value()).collect();
-        if let Some(table) = crate::tables::maybe_table(rt, req, &objects, &rv) {
+        let token = next.as_ref().map(ContinueToken::encode);
+        if let Some(table) = crate::tables::maybe_table(rt, req, &objects, &rv, token.as_deref()) {
             return Ok(super::json_response(StatusCode::OK, &table));
         }
     }
