@@ -302,10 +302,10 @@ fn plan_both(t: &Pod, s: &Pod, tenant: &TenantInfo, super_namespace: &str) -> Ve
                 verify_super_gone: false,
             });
         }
-    } else if let Ok(desired) = translate(t, tenant, super_namespace) {
-        if let Some(updated) = super_update(&desired, s, tenant) {
-            actions.push(PodAction::UpdateSuper(Box::new(updated)));
-        }
+    } else if let Ok(desired) = translate(t, tenant, super_namespace)
+        && let Some(updated) = super_update(&desired, s, tenant)
+    {
+        actions.push(PodAction::UpdateSuper(Box::new(updated)));
     }
     // Up: status, then binding, then transparent metadata.
     let super_status = s.status.clone().unwrap_or_default();

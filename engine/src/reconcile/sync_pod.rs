@@ -1,0 +1,438 @@
+//! Executes the pod plan ([`super::pod::plan`]) for one work key: reads both sides from the view, performs the
+//! planned writes in order, records each answer in the view, and re-plans (at most [`MAX_PASSES`] times) when a
+//! write finds the state moved on (409 Conflict, AlreadyExists, a live check that contradicts the view).
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Api;
+
+use super::metadata::{Ownership, ownership};
+use super::pod::{self, PodAction, REASON_INVALID, REASON_NAME_CONFLICT};
+use super::report::{Subject, report};
+use super::writer::{self, Created, Deleted, Target, WriteError};
+use super::{
+    Ctx, KIND_NAMESPACE, KIND_POD, METRIC_UID_MISMATCH_TOTAL, Read, SyncError, count_write,
+};
+use crate::naming::super_namespace;
+use crate::record::SUPER_CLUSTER;
+
+/// Plan → execute rounds before giving up with [`SyncError::Unsettled`] (retried later by the shard).
+pub(crate) const MAX_PASSES: usize = 4;
+
+/// Event reason when an API server rejects a translated write as invalid (not retried until the object
+/// changes).
+pub const REASON_SYNC_REJECTED: &str = "SyncRejected";
+
+/// What to do after executing a plan.
+enum Flow {
+    /// Every action ran.
+    Done,
+    /// The view was refreshed from a live read; plan again.
+    Replan,
+}
+
+/// Reconciles the pod named by `ctx.key`, both directions.
+pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
+    let key = ctx.key;
+    let super_ns = super_namespace(&ctx.tenant.info.cluster_key, &key.namespace);
+    let exec = PodSync {
+        ctx,
+        super_ns: super_ns.clone(),
+        tenant_pods: Api::namespaced(ctx.tenant.client.clone(), &key.namespace),
+        super_pods: Api::namespaced(ctx.super_client.clone(), &super_ns),
+    };
+    for _ in 0..MAX_PASSES {
+        let tenant_pod = match ctx.read::<Pod>(&key.cluster, KIND_POD, &key.namespace, &key.name)? {
+            Read::Absent => None,
+            Read::Object(p) => Some(*p),
+            Read::Malformed { uid, error } => {
+                let message = format!("the pod cannot be read as a Pod: {error}");
+                exec.report(&uid, REASON_INVALID, &message).await?;
+                return Ok(());
+            }
+        };
+        let super_pod = match ctx.read::<Pod>(SUPER_CLUSTER, KIND_POD, &super_ns, &key.name)? {
+            Read::Absent => None,
+            Read::Object(p) => Some(*p),
+            Read::Malformed { error, .. } => {
+                tracing::warn!(namespace = %super_ns, name = %key.name, %error,
+                    "super pod cannot be read as a Pod; left alone");
+                metrics::counter!(METRIC_UID_MISMATCH_TOTAL, "kind" => KIND_POD).increment(1);
+                return Ok(());
+            }
+        };
+        let actions = pod::plan(
+            tenant_pod.as_ref(),
+            super_pod.as_ref(),
+            &ctx.tenant.info,
+            &key.namespace,
+            &super_ns,
+        );
+        if actions.is_empty() {
+            return Ok(());
+        }
+        match exec.run(tenant_pod, actions).await {
+            Ok(Flow::Done) => return Ok(()),
+            Ok(Flow::Replan) => {}
+            Err(SyncError::Write(err)) if err.code() == "invalid" => {
+                let uid = exec.tenant_uid_in_view()?;
+                exec.report(&uid, REASON_SYNC_REJECTED, &error_chain(&err))
+                    .await?;
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(SyncError::Unsettled {
+        kind: KIND_POD,
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    })
+}
+
+fn error_chain(err: &WriteError) -> String {
+    let mut out = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+struct PodSync<'a> {
+    ctx: &'a Ctx<'a>,
+    super_ns: String,
+    tenant_pods: Api<Pod>,
+    super_pods: Api<Pod>,
+}
+
+impl PodSync<'_> {
+    fn tenant_target(&self) -> Target<'_> {
+        Target {
+            cluster: &self.ctx.key.cluster,
+            kind: KIND_POD,
+            namespace: &self.ctx.key.namespace,
+            name: &self.ctx.key.name,
+        }
+    }
+
+    fn super_target(&self) -> Target<'_> {
+        Target {
+            cluster: SUPER_CLUSTER,
+            kind: KIND_POD,
+            namespace: &self.super_ns,
+            name: &self.ctx.key.name,
+        }
+    }
+
+    fn record_tenant(&self, pod: Option<&Pod>) -> Result<(), SyncError> {
+        let key = self.ctx.key;
+        self.ctx
+            .record(&key.cluster, KIND_POD, &key.namespace, &key.name, pod)
+    }
+
+    fn record_super(&self, pod: Option<&Pod>) -> Result<(), SyncError> {
+        self.ctx.record(
+            SUPER_CLUSTER,
+            KIND_POD,
+            &self.super_ns,
+            &self.ctx.key.name,
+            pod,
+        )
+    }
+
+    /// Live read of the tenant pod, recorded in the view.
+    async fn refresh_tenant(&self) -> Result<Option<Pod>, SyncError> {
+        let live = writer::get(&self.tenant_pods, self.tenant_target()).await?;
+        self.record_tenant(live.as_ref())?;
+        Ok(live)
+    }
+
+    /// Live read of the super pod, recorded in the view.
+    async fn refresh_super(&self) -> Result<Option<Pod>, SyncError> {
+        let live = writer::get(&self.super_pods, self.super_target()).await?;
+        self.record_super(live.as_ref())?;
+        Ok(live)
+    }
+
+    fn tenant_uid_in_view(&self) -> Result<String, SyncError> {
+        let key = self.ctx.key;
+        Ok(self
+            .ctx
+            .view
+            .get(&key.cluster, KIND_POD, &key.namespace, &key.name)
+            .map_err(SyncError::View)?
+            .map(|s| s.uid)
+            .unwrap_or_default())
+    }
+
+    async fn report(
+        &self,
+        uid: &str,
+        reason: &'static str,
+        message: &str,
+    ) -> Result<(), SyncError> {
+        let key = self.ctx.key;
+        let subject = Subject {
+            cluster: &key.cluster,
+            kind: KIND_POD,
+            namespace: &key.namespace,
+            name: &key.name,
+            uid,
+        };
+        report(&self.ctx.tenant.client, subject, reason, message).await?;
+        Ok(())
+    }
+
+    /// Performs `actions` in order; `tenant` is the tenant pod they were planned from, kept current as tenant
+    /// writes return newer versions.
+    async fn run(
+        &self,
+        mut tenant: Option<Pod>,
+        actions: Vec<PodAction>,
+    ) -> Result<Flow, SyncError> {
+        for action in actions {
+            let flow = match action {
+                PodAction::CreateSuper(pod) => self.create_super(&pod).await?,
+                PodAction::UpdateSuper(pod) => self.update_super(&pod).await?,
+                PodAction::DeleteSuper {
+                    super_uid,
+                    grace,
+                    verify_tenant_gone,
+                } => {
+                    self.delete_super(&super_uid, grace, verify_tenant_gone)
+                        .await?
+                }
+                PodAction::UpdateTenantStatus(status) => {
+                    let Some(mut pod) = tenant.clone() else {
+                        return Ok(Flow::Replan);
+                    };
+                    pod.status = Some(*status);
+                    self.tenant_write("update_status", &pod, &mut tenant)
+                        .await?
+                }
+                PodAction::UpdateTenantMeta {
+                    labels,
+                    annotations,
+                } => {
+                    let Some(mut pod) = tenant.clone() else {
+                        return Ok(Flow::Replan);
+                    };
+                    pod.metadata.labels = Some(labels);
+                    pod.metadata.annotations = Some(annotations);
+                    self.tenant_write("update", &pod, &mut tenant).await?
+                }
+                PodAction::BindTenant { node } => {
+                    let uid = uid_of(tenant.as_ref());
+                    match writer::bind(&self.tenant_pods, self.tenant_target(), &uid, &node).await {
+                        Ok(()) => {
+                            count_write(KIND_POD, "tenant", "bind");
+                            tenant = self.refresh_tenant().await?;
+                            Flow::Done
+                        }
+                        Err(e) if e.is_conflict() || e.is_not_found() => {
+                            self.refresh_tenant().await?;
+                            Flow::Replan
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                PodAction::DeleteTenant {
+                    grace,
+                    verify_super_gone,
+                } => {
+                    if verify_super_gone && self.refresh_super().await?.is_some() {
+                        Flow::Replan
+                    } else {
+                        let uid = uid_of(tenant.as_ref());
+                        self.delete_tenant(&uid, grace).await?
+                    }
+                }
+                PodAction::Report { reason, message } => {
+                    if reason == REASON_NAME_CONFLICT {
+                        metrics::counter!(METRIC_UID_MISMATCH_TOTAL, "kind" => KIND_POD)
+                            .increment(1);
+                    }
+                    self.report(&uid_of(tenant.as_ref()), reason, &message)
+                        .await?;
+                    Flow::Done
+                }
+            };
+            if let Flow::Replan = flow {
+                return Ok(Flow::Replan);
+            }
+        }
+        Ok(Flow::Done)
+    }
+
+    /// The super namespace must exist and be this tenant's copy of the pod's namespace before a pod is created
+    /// in it (never place a pod in another tenant's namespace).
+    async fn super_namespace_ready(&self) -> Result<bool, SyncError> {
+        let ctx = self.ctx;
+        let ns = match ctx.read::<Namespace>(SUPER_CLUSTER, KIND_NAMESPACE, "", &self.super_ns)? {
+            Read::Object(ns) => Some(*ns),
+            Read::Absent | Read::Malformed { .. } => {
+                let api: Api<Namespace> = Api::all(ctx.super_client.clone());
+                let target = Target {
+                    cluster: SUPER_CLUSTER,
+                    kind: KIND_NAMESPACE,
+                    namespace: "",
+                    name: &self.super_ns,
+                };
+                let live = writer::get(&api, target).await?;
+                ctx.record(
+                    SUPER_CLUSTER,
+                    KIND_NAMESPACE,
+                    "",
+                    &self.super_ns,
+                    live.as_ref(),
+                )?;
+                live
+            }
+        };
+        let Some(ns) = ns else {
+            return Err(SyncError::NamespaceMissing(self.super_ns.clone()));
+        };
+        match ownership(&ns.metadata, &ctx.tenant.info, &ctx.key.namespace) {
+            Ownership::Ours { .. } => Ok(true),
+            Ownership::Foreign => Ok(false),
+        }
+    }
+
+    async fn create_super(&self, pod: &Pod) -> Result<Flow, SyncError> {
+        if !self.super_namespace_ready().await? {
+            metrics::counter!(METRIC_UID_MISMATCH_TOTAL, "kind" => KIND_NAMESPACE).increment(1);
+            let message = format!(
+                "super namespace {} belongs to another tenant or namespace; the pod is not created",
+                self.super_ns
+            );
+            let uid = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::naming::ANNOTATION_UID).cloned())
+                .unwrap_or_default();
+            self.report(&uid, REASON_NAME_CONFLICT, &message).await?;
+            return Ok(Flow::Done);
+        }
+        match writer::create(&self.super_pods, self.super_target(), pod).await? {
+            Created::Yes(created) => {
+                count_write(KIND_POD, "super", "create");
+                self.record_super(Some(&created))?;
+                Ok(Flow::Done)
+            }
+            Created::AlreadyExists => {
+                // Adopt only through the plan: it checks the marks of what is there.
+                self.refresh_super().await?;
+                Ok(Flow::Replan)
+            }
+        }
+    }
+
+    async fn update_super(&self, pod: &Pod) -> Result<Flow, SyncError> {
+        match writer::replace(&self.super_pods, self.super_target(), pod).await {
+            Ok(updated) => {
+                count_write(KIND_POD, "super", "update");
+                self.record_super(Some(&updated))?;
+                Ok(Flow::Done)
+            }
+            Err(e) if e.is_conflict() || e.is_not_found() => {
+                self.refresh_super().await?;
+                Ok(Flow::Replan)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete_super(
+        &self,
+        super_uid: &str,
+        grace: Option<i64>,
+        verify_tenant_gone: Option<String>,
+    ) -> Result<Flow, SyncError> {
+        if let Some(stale_uid) = verify_tenant_gone {
+            let live = self.refresh_tenant().await?;
+            if live.as_ref().is_some_and(|t| uid_of(Some(t)) == stale_uid) {
+                // The view lagged: the tenant pod this super pod stands for still exists.
+                return Ok(Flow::Replan);
+            }
+        }
+        match writer::delete(&self.super_pods, self.super_target(), super_uid, grace).await {
+            Ok(outcome) => {
+                count_write(KIND_POD, "super", "delete");
+                self.record_super(remaining(&outcome))?;
+                Ok(Flow::Done)
+            }
+            Err(e) if e.is_conflict() => {
+                // Precondition failed: the pod under that name is another one now.
+                self.refresh_super().await?;
+                Ok(Flow::Replan)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete_tenant(&self, uid: &str, grace: i64) -> Result<Flow, SyncError> {
+        match writer::delete(&self.tenant_pods, self.tenant_target(), uid, Some(grace)).await {
+            Ok(outcome) => {
+                count_write(KIND_POD, "tenant", "delete");
+                self.record_tenant(remaining(&outcome))?;
+                Ok(Flow::Done)
+            }
+            Err(e) if e.is_conflict() => {
+                self.refresh_tenant().await?;
+                Ok(Flow::Replan)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the tenant pod (`verb` = `update` or `update_status`), keeping `current` up to date.
+    async fn tenant_write(
+        &self,
+        verb: &'static str,
+        pod: &Pod,
+        current: &mut Option<Pod>,
+    ) -> Result<Flow, SyncError> {
+        let result = if verb == "update_status" {
+            writer::replace_status(&self.tenant_pods, self.tenant_target(), pod).await
+        } else {
+            writer::replace(&self.tenant_pods, self.tenant_target(), pod).await
+        };
+        match result {
+            Ok(written) => {
+                count_write(KIND_POD, "tenant", verb);
+                self.record_tenant(Some(&written))?;
+                *current = Some(written);
+                Ok(Flow::Done)
+            }
+            Err(e) if e.is_conflict() || e.is_not_found() => {
+                self.refresh_tenant().await?;
+                Ok(Flow::Replan)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn uid_of(pod: Option<&Pod>) -> String {
+    pod.and_then(|p| p.metadata.uid.clone()).unwrap_or_default()
+}
+
+/// What a delete left behind: the pod while it is still terminating (grace period or finalizers), else
+/// nothing.
+fn remaining(outcome: &Deleted<Pod>) -> Option<&Pod> {
+    match outcome {
+        Deleted::Object(pod) => {
+            let pending = pod.metadata.deletion_grace_period_seconds.unwrap_or(0) > 0
+                || pod
+                    .metadata
+                    .finalizers
+                    .as_ref()
+                    .is_some_and(|f| !f.is_empty());
+            (pod.metadata.deletion_timestamp.is_some() && pending).then_some(pod)
+        }
+        Deleted::Gone | Deleted::NotFound => None,
+    }
+}
