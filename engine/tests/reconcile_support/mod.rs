@@ -1,7 +1,9 @@
 //! Two test clusters (super and tenant), a view filled by hand from live reads, and the reconciler under test.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -35,6 +37,8 @@ pub struct Env {
     pub info: TenantInfo,
     pub reconciler: Arc<SyncReconciler>,
     pub view: View,
+    /// Requests other than GET made by the reconciler's clients (both clusters).
+    pub writes: Arc<AtomicUsize>,
     pipeline: Option<Pipeline>,
     _dir: tempfile::TempDir,
 }
@@ -61,10 +65,13 @@ impl Env {
             opaque_prefixes: vec!["opaque.example.com/".into()],
             transparent_prefixes: vec![],
         };
+        let writes = Arc::new(AtomicUsize::new(0));
         let tenants = Tenants::new();
-        tenants.insert(info.clone(), tenant_client.clone());
+        let counted_tenant = counting_client(tenant_cluster.kubeconfig_path(), &writes).await?;
+        tenants.insert(info.clone(), counted_tenant);
+        let counted_super = counting_client(super_cluster.kubeconfig_path(), &writes).await?;
         let reconciler = Arc::new(SyncReconciler::new(
-            super_client.clone(),
+            counted_super,
             tenants,
             tokio::runtime::Handle::current(),
         ));
@@ -79,9 +86,15 @@ impl Env {
             info,
             reconciler,
             view,
+            writes,
             pipeline: Some(pipeline),
             _dir: dir,
         })
+    }
+
+    /// Writes (non-GET requests) the reconciler has made so far.
+    pub fn write_count(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
     }
 
     pub fn key(&self) -> &str {
@@ -162,12 +175,12 @@ impl Env {
             .map_err(|e| ReconcileError::new("test_join", e.to_string()))?
     }
 
-    /// Reconciles until a reconcile makes no change in either cluster (at most `rounds` times).
+    /// Reconciles until a reconcile makes no write (at most `rounds` times).
     pub async fn settle(&self, key: &WorkKey, rounds: usize) -> Result<()> {
         for _ in 0..rounds {
-            let before = self.revisions().await?;
+            let before = self.write_count();
             self.reconcile(key).await?;
-            if self.revisions().await? == before {
+            if self.write_count() == before {
                 return Ok(());
             }
         }
@@ -277,6 +290,24 @@ impl Env {
             .filter(|e| e.involved_object.name.as_deref() == Some(name))
             .collect())
     }
+}
+
+/// A client for the cluster of `kubeconfig` that counts every request other than GET in `writes`.
+async fn counting_client(kubeconfig: &Path, writes: &Arc<AtomicUsize>) -> Result<kube::Client> {
+    let file = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+            .await?;
+    let writes = Arc::clone(writes);
+    let layer = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        if req.method() != http::Method::GET {
+            writes.fetch_add(1, Ordering::SeqCst);
+        }
+        req
+    });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&layer)
+        .build())
 }
 
 fn record<K: serde::Serialize>(
