@@ -266,6 +266,18 @@ pub fn describe_all() {
     );
     // Reconcile.
     describe_counter!(
+        "vc_syncer_reconcile_writes_total",
+        "Writes made by reconcilers, by kind, side (super|tenant) and verb."
+    );
+    describe_counter!(
+        "vc_syncer_reconcile_reports_total",
+        "Events reported to tenants about objects that cannot be synced, by kind and reason."
+    );
+    describe_counter!(
+        "vc_syncer_reconcile_dropped_total",
+        "Work items dropped because their tenant was removed."
+    );
+    describe_counter!(
         "vc_syncer_uid_mismatch_total",
         "Super objects left alone because their tenancy uid/cluster annotation did not match the tenant object."
     );

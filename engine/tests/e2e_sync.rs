@@ -15,7 +15,7 @@ use syncer::naming::{ANNOTATION_CLUSTER, ANNOTATION_NAMESPACE, ANNOTATION_UID};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_workload_syncs_down_status_flows_up_and_deletes_propagate() -> Result<()> {
     let clusters = Clusters::start(2, 2).await?;
-    let sup = clusters.sup.client().await?;
+    let sup = clusters.super_client().await?;
     let t1 = clusters.tenants[0].client().await?;
     let t2 = clusters.tenants[1].client().await?;
 

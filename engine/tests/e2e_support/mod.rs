@@ -8,18 +8,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use apisim::{KubeletConfig, SimConfig, Simulator};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use syncer::config::{TenantSpec, load_tenants_dir};
 use syncer::naming;
-use testcluster::{ClusterOptions, TestCluster};
+use testcluster::TestCluster;
 
-/// One super cluster (with the simulator's kubelet) and some tenants, plus a tenants directory for the
-/// syncer.
+/// One super cluster (a simulator with its built-in kubelet; node heartbeats off so that its revision
+/// only moves when something writes) and some tenants, plus a tenants directory for the syncer.
 pub struct Clusters {
     /// The super cluster.
-    pub sup: TestCluster,
+    pub sup: Simulator,
+    /// Its kubeconfig.
+    pub super_kubeconfig: PathBuf,
     /// The tenants, in the order of `specs`.
     pub tenants: Vec<TestCluster>,
     /// The tenants as the syncer will see them (`vc-1`, `vc-2`, ...).
@@ -31,9 +34,18 @@ pub struct Clusters {
 impl Clusters {
     /// Starts a super cluster with `nodes` simulated nodes and `tenants` tenant clusters.
     pub async fn start(tenants: usize, nodes: usize) -> Result<Self> {
-        let sup =
-            TestCluster::start_with(ClusterOptions::default().with_kubelet_nodes(nodes)).await?;
+        let sup = Simulator::start(SimConfig {
+            kubelet: Some(KubeletConfig {
+                nodes,
+                heartbeat_interval: Duration::from_secs(3600),
+                ..KubeletConfig::default()
+            }),
+            ..SimConfig::default()
+        })
+        .await?;
         let dir = tempfile::tempdir()?;
+        let super_kubeconfig = dir.path().join("super.yaml");
+        std::fs::write(&super_kubeconfig, sup.kubeconfig_yaml("super"))?;
         let tenants_dir = dir.path().join("tenants");
         std::fs::create_dir_all(&tenants_dir)?;
         let mut list = Vec::new();
@@ -48,10 +60,16 @@ impl Clusters {
         let specs = load_tenants_dir(&tenants_dir)?;
         Ok(Self {
             sup,
+            super_kubeconfig,
             tenants: list,
             specs,
             dir,
         })
+    }
+
+    /// A client of the super cluster.
+    pub async fn super_client(&self) -> Result<kube::Client> {
+        Ok(syncer::app::client_from_kubeconfig(&self.super_kubeconfig).await?)
     }
 
     /// The tenants directory given to the syncer.
@@ -101,7 +119,7 @@ impl SyncerProcess {
             .open(&log)?;
         let child = Command::new(env!("CARGO_BIN_EXE_syncer"))
             .arg("--super-kubeconfig")
-            .arg(clusters.sup.kubeconfig_path())
+            .arg(&clusters.super_kubeconfig)
             .arg("--tenants-dir")
             .arg(clusters.tenants_dir())
             .arg("--data-dir")
