@@ -64,12 +64,15 @@ async fn forged_marks_do_not_reach_the_super_copy() -> Result<()> {
     pod["metadata"]["annotations"] = json!({
         "tenancy.x-k8s.io/uid": "uid-of-a-victim",
         "tenancy.x-k8s.io/cluster": "victim-cluster",
+        "tenancy.x-k8s.io/ownerReferences": "[{\"kind\":\"Forged\"}]",
+        "transparency.tenancy.x-k8s.io/clusterIP": "10.0.0.1",
         "opaque.example.com/billing": "free",
         "note": "kept"
     });
     pod["metadata"]["labels"] = json!({
         "tenancy.x-k8s.io/vcname": "victim",
         "tenancy.x-k8s.io/controlled": "false",
+        "tenancy.x-k8s.io/super.public": "true",
         "app": "forger"
     });
     let t = env.create_tenant_pod(pod).await?;
@@ -79,6 +82,12 @@ async fn forged_marks_do_not_reach_the_super_copy() -> Result<()> {
     assert_eq!(annotation(&s, ANNOTATION_UID), t.metadata.uid.as_deref());
     assert_eq!(annotation(&s, ANNOTATION_CLUSTER), Some(env.key()));
     assert_eq!(annotation(&s, "opaque.example.com/billing"), None);
+    assert_eq!(annotation(&s, "tenancy.x-k8s.io/ownerReferences"), None);
+    assert_eq!(
+        annotation(&s, "transparency.tenancy.x-k8s.io/clusterIP"),
+        None
+    );
+    assert_eq!(label(&s, "tenancy.x-k8s.io/super.public"), None);
     assert_eq!(annotation(&s, "note"), Some("kept"));
     assert_eq!(label(&s, ANNOTATION_VC_NAME), Some("vc1"));
     assert_eq!(label(&s, LABEL_CONTROLLED), Some("true"));
@@ -385,5 +394,66 @@ async fn pod_waits_for_its_super_namespace() -> Result<()> {
     env.reconcile(&env.namespace_key("late")).await?;
     env.reconcile(&key).await?;
     assert!(env.super_pods("late").get_opt("p").await?.is_some());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_from_a_stale_view_never_hits_the_new_owner_of_the_name() -> Result<()> {
+    let env = Env::start().await?;
+    env.tenant_namespace("web").await?;
+    env.create_tenant_pod(nginx("web", "nginx")).await?;
+    let key = env.pod_key("web", "nginx");
+    env.reconcile(&key).await?;
+    // Behind the view's back: our super pod is replaced by someone else's, and the tenant pod goes away.
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    env.super_pods("web").delete("nginx", &now).await?;
+    let foreign: Pod = serde_json::from_value(json!({"metadata": {"name": "nginx"},
+        "spec": {"containers": [{"name": "app", "image": "busybox"}]}}))?;
+    let foreign = env
+        .super_pods("web")
+        .create(&PostParams::default(), &foreign)
+        .await?;
+    env.tenant_pods("web").delete("nginx", &now).await?;
+    // The view still holds our old super pod; it only learns that the tenant pod is gone.
+    env.view
+        .record_write(env.key(), "Pod", "web", "nginx", None)?;
+    env.reconcile_only(&key).await?;
+
+    let s = env.super_pods("web").get("nginx").await?;
+    assert_eq!(
+        s.metadata.uid, foreign.metadata.uid,
+        "the uid precondition protected the new pod"
+    );
+    assert!(s.metadata.deletion_timestamp.is_none());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_is_not_placed_in_a_super_namespace_of_someone_else() -> Result<()> {
+    let env = Env::start().await?;
+    // The super namespace name is taken by a namespace the syncer did not create.
+    let super_ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": env.super_ns("web")}}))?;
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.super_client.clone())
+        .create(&PostParams::default(), &super_ns)
+        .await?;
+    let tenant_ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "web"}}))?;
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(env.tenant_client.clone())
+        .create(&PostParams::default(), &tenant_ns)
+        .await?;
+    env.reconcile(&env.namespace_key("web")).await?;
+    env.create_tenant_pod(nginx("web", "nginx")).await?;
+    env.reconcile(&env.pod_key("web", "nginx")).await?;
+
+    assert!(env.super_pods("web").get_opt("nginx").await?.is_none());
+    let events = env.tenant_events("web", "nginx").await?;
+    assert_eq!(
+        events.first().and_then(|e| e.reason.as_deref()),
+        Some("SuperNameConflict")
+    );
     Ok(())
 }
