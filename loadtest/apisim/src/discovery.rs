@@ -76,18 +76,23 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
         }));
     }
     for (sub, verbs) in registry::extra_subresources(rt) {
-        let kind = if *sub == "binding" {
-            "Binding"
-        } else {
-            rt.kind.as_str()
-        };
-        out.push(json!({
+        let mut entry = json!({
             "name": format!("{}/{sub}", rt.plural),
             "singularName": "",
             "namespaced": rt.namespaced,
-            "kind": kind,
+            "kind": rt.kind,
             "verbs": verbs,
-        }));
+        });
+        match *sub {
+            "binding" => entry["kind"] = json!("Binding"),
+            "scale" => {
+                entry["kind"] = json!("Scale");
+                entry["group"] = json!("autoscaling");
+                entry["version"] = json!("v1");
+            }
+            _ => {}
+        }
+        out.push(entry);
     }
     out
 }

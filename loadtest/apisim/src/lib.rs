@@ -38,6 +38,8 @@ pub mod validation;
 pub mod watch;
 
 mod bootstrap;
+#[cfg(test)]
+mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

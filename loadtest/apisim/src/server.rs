@@ -159,9 +159,14 @@ async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> 
         Route::GroupVersion(g, v) if get => discovery::api_resource_list(&state.registry, &g, &v)
             .map(|d| json_response(StatusCode::OK, &d)),
         Route::Version if get => Ok(json_response(StatusCode::OK, &discovery::version())),
-        Route::OpenApiV2 | Route::OpenApiV3(_) if get => {
-            crate::openapi_routes::serve(&state, &route, parts.uri.query())
-        }
+        Route::OpenApiV2 | Route::OpenApiV3(_) if get => crate::openapi_routes::serve(
+            &state,
+            &route,
+            parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        ),
         Route::Admin(admin_route) => admin::handle(&state, &admin_route, &parts.method, &body),
         Route::Resource(path) => {
             let request = ApiRequest {

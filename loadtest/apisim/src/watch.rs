@@ -266,6 +266,9 @@ impl Watcher {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             let mut buf = BytesMut::new();
+            if self.cut() {
+                return None;
+            }
             match &mut self.phase {
                 Phase::Done => return None,
                 Phase::ForcedGone => {
@@ -277,11 +280,16 @@ impl Watcher {
                     items,
                     end_bookmark,
                 } => {
-                    for (_, obj) in items.drain(..items.len().min(INITIAL_PER_CHUNK)) {
-                        push_event(&mut buf, "ADDED", &obj.json);
+                    let batch: Vec<_> = items.drain(..items.len().min(INITIAL_PER_CHUNK)).collect();
+                    let finished = items.is_empty();
+                    let end = *end_bookmark;
+                    for (_, obj) in batch {
+                        self.emit(&mut buf, "ADDED", &obj.json);
+                        if self.cut() {
+                            break;
+                        }
                     }
-                    if items.is_empty() {
-                        let end = *end_bookmark;
+                    if finished {
                         self.phase = Phase::Streaming;
                         if end {
                             self.bookmark(&mut buf, true);
@@ -334,5 +342,260 @@ impl Watcher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Method;
+    use serde_json::{Value, json};
+
+    use crate::SimConfig;
+    use crate::testing::{call, state, state_with, watch_events};
+
+    const CMS: &str = "/api/v1/namespaces/default/configmaps";
+    const LIMIT: Duration = Duration::from_secs(5);
+
+    fn cm(name: &str, app: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": app}}})
+    }
+
+    fn summary(events: &[Value]) -> Vec<(String, String)> {
+        events
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or("").to_string(),
+                    e["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn watch_from_now_lists_then_follows_changes() {
+        let st = state();
+        assert_eq!(call(&st, Method::POST, CMS, cm("a", "web")).await.0, 201);
+        let resp_events = {
+            let st2 = st.clone();
+            let watch = tokio::spawn(async move {
+                watch_events(&st2, &format!("{CMS}?watch=true&timeoutSeconds=1"), LIMIT).await
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(
+                call(
+                    &st,
+                    Method::PATCH,
+                    &format!("{CMS}/a"),
+                    json!({"data": {"k": "v"}})
+                )
+                .await
+                .0,
+                200
+            );
+            assert_eq!(call(&st, Method::POST, CMS, cm("b", "web")).await.0, 201);
+            assert_eq!(
+                call(&st, Method::DELETE, &format!("{CMS}/a"), Value::Null)
+                    .await
+                    .0,
+                200
+            );
+            watch.await.expect("watch task")
+        };
+        let s = summary(&resp_events);
+        let expect = [
+            ("ADDED", "a"),
+            ("MODIFIED", "a"),
+            ("ADDED", "b"),
+            ("DELETED", "a"),
+        ];
+        assert_eq!(
+            s,
+            expect.map(|(t, n)| (t.to_string(), n.to_string())).to_vec(),
+            "{resp_events:?}"
+        );
+        let rv = |i: usize| {
+            resp_events[i]["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or("")
+                .parse::<u64>()
+                .unwrap_or(0)
+        };
+        assert!(
+            rv(0) < rv(1) && rv(1) < rv(2) && rv(2) < rv(3),
+            "resourceVersions must grow: {resp_events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn selector_transitions_become_added_and_deleted() {
+        let st = state();
+        call(&st, Method::POST, CMS, cm("a", "web")).await;
+        call(&st, Method::POST, CMS, cm("b", "db")).await;
+        let from = st.store.revision();
+        let uri = format!(
+            "{CMS}?watch=true&labelSelector=app%3Dweb&resourceVersion={from}&timeoutSeconds=1"
+        );
+        call(
+            &st,
+            Method::PATCH,
+            &format!("{CMS}/a"),
+            json!({"metadata": {"labels": {"app": "db"}}}),
+        )
+        .await;
+        call(
+            &st,
+            Method::PATCH,
+            &format!("{CMS}/b"),
+            json!({"metadata": {"labels": {"app": "web"}}}),
+        )
+        .await;
+        call(
+            &st,
+            Method::PATCH,
+            &format!("{CMS}/a"),
+            json!({"data": {"x": "y"}}),
+        )
+        .await;
+        let events = watch_events(&st, &uri, LIMIT).await;
+        assert_eq!(
+            summary(&events),
+            vec![("DELETED".into(), "a".into()), ("ADDED".into(), "b".into())],
+            "{events:?}"
+        );
+        // The DELETED event carries the old state (still app=web) at the revision of the change.
+        assert_eq!(events[0]["object"]["metadata"]["labels"]["app"], "web");
+        assert_eq!(
+            events[0]["object"]["metadata"]["resourceVersion"],
+            (from + 1).to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn too_old_resource_version_is_410_expired() {
+        let st = state_with(SimConfig {
+            history_window: 3,
+            ..SimConfig::default()
+        });
+        for i in 0..6 {
+            call(&st, Method::POST, CMS, cm(&format!("c{i}"), "x")).await;
+        }
+        let events = watch_events(
+            &st,
+            &format!("{CMS}?watch=true&resourceVersion=1&timeoutSeconds=1"),
+            LIMIT,
+        )
+        .await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["type"], "ERROR");
+        assert_eq!(events[0]["object"]["code"], 410);
+        assert_eq!(events[0]["object"]["reason"], "Expired");
+        let oldest = st.store.oldest_resumable();
+        assert_eq!(
+            events[0]["object"]["message"],
+            format!("too old resource version: 1 ({oldest})")
+        );
+        // Resuming inside the window works.
+        let events = watch_events(
+            &st,
+            &format!("{CMS}?watch=true&resourceVersion={oldest}&timeoutSeconds=1"),
+            LIMIT,
+        )
+        .await;
+        assert_eq!(events.len(), 3, "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn streaming_list_ends_initial_events_with_annotated_bookmark() {
+        let st = state();
+        call(&st, Method::POST, CMS, cm("a", "x")).await;
+        call(&st, Method::POST, CMS, cm("b", "x")).await;
+        let uri = format!(
+            "{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
+        );
+        let events = watch_events(&st, &uri, LIMIT).await;
+        let types: Vec<&str> = events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(types, vec!["ADDED", "ADDED", "BOOKMARK"], "{events:?}");
+        let bookmark = &events[2]["object"];
+        assert_eq!(
+            bookmark["metadata"]["annotations"]["k8s.io/initial-events-end"],
+            "true"
+        );
+        assert_eq!(bookmark["kind"], "ConfigMap");
+        assert_eq!(
+            bookmark["metadata"]["resourceVersion"],
+            st.store.revision().to_string()
+        );
+        let (code, _) = call(
+            &st,
+            Method::GET,
+            &format!("{CMS}?watch=true&sendInitialEvents=true"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            code, 422,
+            "sendInitialEvents needs resourceVersionMatch=NotOlderThan"
+        );
+    }
+
+    #[tokio::test]
+    async fn bookmarks_carry_the_current_revision() {
+        let st = state_with(SimConfig {
+            bookmark_interval: Duration::from_millis(100),
+            ..SimConfig::default()
+        });
+        let now = st.store.revision();
+        let uri = format!(
+            "{CMS}?watch=true&allowWatchBookmarks=true&resourceVersion={now}&timeoutSeconds=1"
+        );
+        let events = watch_events(&st, &uri, LIMIT).await;
+        assert!(events.len() >= 2, "expected periodic bookmarks: {events:?}");
+        let now_text = now.to_string();
+        assert!(events.iter().all(|e| e["type"] == "BOOKMARK"
+            && e["object"]["metadata"]["resourceVersion"].as_str() == Some(now_text.as_str())));
+        let without = watch_events(
+            &st,
+            &format!("{CMS}?watch=true&resourceVersion={now}&timeoutSeconds=1"),
+            LIMIT,
+        )
+        .await;
+        assert!(without.is_empty(), "no bookmarks unless asked: {without:?}");
+    }
+
+    #[tokio::test]
+    async fn injected_faults_cut_watches_and_force_gone() {
+        let st = state();
+        for i in 0..5 {
+            call(&st, Method::POST, CMS, cm(&format!("c{i}"), "x")).await;
+        }
+        let config = crate::faults::FaultConfig {
+            watch_cut_after_events: Some(2),
+            ..Default::default()
+        };
+        st.faults.set(config).expect("fault config");
+        let events = watch_events(&st, &format!("{CMS}?watch=true&timeoutSeconds=5"), LIMIT).await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        st.faults
+            .set(crate::faults::FaultConfig::default())
+            .expect("fault config");
+        st.faults.force_gone_next_watch();
+        let events = watch_events(&st, &format!("{CMS}?watch=true&timeoutSeconds=1"), LIMIT).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["object"]["code"], 410);
+        let events = watch_events(&st, &format!("{CMS}?watch=true&timeoutSeconds=1"), LIMIT).await;
+        assert_eq!(
+            events.len(),
+            5,
+            "only the next watch is forced to 410: {events:?}"
+        );
     }
 }

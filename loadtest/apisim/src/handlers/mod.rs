@@ -4,6 +4,7 @@
 mod crd;
 mod delete;
 mod read;
+mod scale;
 mod strategy;
 mod write;
 
@@ -23,7 +24,7 @@ use crate::status::ApiError;
 
 pub use delete::{DeleteOptions, DeleteOutcome, delete_object};
 pub use strategy::WriteScope;
-pub use write::{create_object, update_with};
+pub use write::{bind_pod, create_object, update_with};
 
 /// Response body type of every handler (full bodies and streamed watches).
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -141,6 +142,9 @@ async fn dispatch(state: &Arc<ApiState>, req: ApiRequest) -> Result<Response<Bod
         (Method::PATCH, Some(name), None | Some("status")) => {
             write::patch(state, &rt, &req, &name, sub.as_deref())
         }
+        (Method::GET | Method::PUT | Method::PATCH, Some(name), Some("scale")) => {
+            scale::handle(state, &rt, &req, &name)
+        }
         (Method::DELETE, Some(name), None) => delete::delete(state, &rt, &req, &name),
         (Method::DELETE, None, None) => delete::delete_collection(state, &rt, &req),
         _ => Err(ApiError::method_not_allowed()),
@@ -236,7 +240,7 @@ pub(crate) fn object_rv(obj: &Value) -> Result<Option<u64>, ApiError> {
 }
 
 /// The current time as the API shows timestamps (RFC 3339, seconds, UTC).
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 

@@ -293,7 +293,7 @@ pub(super) fn bind(
 }
 
 /// Sets `spec.nodeName` and the `PodScheduled` condition, refusing pods already bound or being deleted.
-pub(crate) fn bind_pod(
+pub fn bind_pod(
     state: &Arc<ApiState>,
     rt: &ResourceType,
     key: &ObjectKey,
