@@ -181,6 +181,18 @@ pub fn super_update(desired: &Pod, actual: &Pod, tenant: &TenantInfo) -> Option<
     changed.then_some(out)
 }
 
+/// The status the tenant pod should show: the super pod's, without `observedGeneration` (top level and per
+/// condition), which counts the *super* pod's generations and means nothing against the tenant pod's.
+#[must_use]
+pub fn tenant_status(super_pod: &Pod) -> PodStatus {
+    let mut status = super_pod.status.clone().unwrap_or_default();
+    status.observed_generation = None;
+    for condition in status.conditions.iter_mut().flatten() {
+        condition.observed_generation = None;
+    }
+    status
+}
+
 /// True when the tenant pod was bound by the syncer (node name set and `PodScheduled=True`, which the
 /// syncer copies up before binding), as opposed to a node name preset by the tenant.
 #[must_use]
@@ -308,9 +320,9 @@ fn plan_both(t: &Pod, s: &Pod, tenant: &TenantInfo, super_namespace: &str) -> Ve
         actions.push(PodAction::UpdateSuper(Box::new(updated)));
     }
     // Up: status, then binding, then transparent metadata.
-    let super_status = s.status.clone().unwrap_or_default();
-    if t.status.clone().unwrap_or_default() != super_status {
-        actions.push(PodAction::UpdateTenantStatus(Box::new(super_status)));
+    let status = tenant_status(s);
+    if t.status.clone().unwrap_or_default() != status {
+        actions.push(PodAction::UpdateTenantStatus(Box::new(status)));
     }
     if let Some(node) = node_name(s)
         && node_name(t).is_none()
@@ -584,6 +596,35 @@ mod tests {
                 verify_tenant_gone: Some("old-uid".into())
             }]
         );
+    }
+
+    #[test]
+    fn super_generations_do_not_flow_up() {
+        let t = tenant_pod();
+        let mut s = scheduled(super_pod_of(&t));
+        if let Some(status) = s.status.as_mut() {
+            status.observed_generation = Some(7);
+            for c in status.conditions.iter_mut().flatten() {
+                c.observed_generation = Some(7);
+            }
+        }
+        let actions = run(Some(&t), Some(&s));
+        let Some(PodAction::UpdateTenantStatus(status)) = actions.first() else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(status.observed_generation, None);
+        assert!(
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .all(|c| c.observed_generation.is_none())
+        );
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        // Once copied, the pair is in sync although the super pod still carries its generations.
+        let mut synced = synced_tenant(&t, &s);
+        synced.status = Some((**status).clone());
+        assert_eq!(run(Some(&synced), Some(&s)), Vec::new());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(crate) fn event_name(object_name: &str, uid: &str, reason: &str) -> String {
     let mut hash = hex::encode(digest);
     hash.truncate(16);
     let name: String = object_name.chars().take(MAX_NAME_PART).collect();
+    let name = name.trim_end_matches(['-', '.']);
     format!("{name}.{hash}")
 }
 
@@ -102,7 +103,19 @@ pub(crate) async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::is_dns1123_label;
+
+    /// A Kubernetes DNS-1123 subdomain (what event names must be).
+    fn is_subdomain(s: &str) -> bool {
+        s.len() <= 253
+            && s.split('.').all(|part| {
+                let b = part.as_bytes();
+                let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+                !b.is_empty()
+                    && b.iter().all(|c| alnum(c) || *c == b'-')
+                    && b.first().is_some_and(alnum)
+                    && b.last().is_some_and(alnum)
+            })
+    }
 
     #[test]
     fn event_names_are_stable_per_uid_and_reason() {
@@ -111,8 +124,11 @@ mod tests {
         assert_ne!(a, event_name("web-0", "uid-2", "NotSupported"));
         assert_ne!(a, event_name("web-0", "uid-1", "InvalidPod"));
         assert!(a.starts_with("web-0."));
+        assert!(is_subdomain(&a));
         let long = event_name(&"p".repeat(253), "u", "r");
-        assert!(long.len() <= 253);
-        assert!(long.split('.').all(is_dns1123_label));
+        assert!(is_subdomain(&long), "{long}");
+        // Cut right after a hyphen: the name part must not end with it.
+        let cut = event_name(&format!("{}-{}", "a".repeat(199), "b".repeat(50)), "u", "r");
+        assert!(is_subdomain(&cut), "{cut}");
     }
 }
