@@ -6,6 +6,8 @@ mod delete;
 mod read;
 mod scale;
 mod strategy;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::collections::HashMap;

@@ -195,6 +195,16 @@ fn after_create(state: &Arc<ApiState>, rt: &ResourceType, obj: &Value) {
     }
 }
 
+/// A changed CRD changes the served types (versions, names, printer columns).
+fn after_update(state: &Arc<ApiState>, rt: &ResourceType, key: &ObjectKey) {
+    if rt.custom || rt.group != "apiextensions.k8s.io" || rt.plural != "customresourcedefinitions" {
+        return;
+    }
+    if let Some(current) = state.store.get(&storage_key(rt), key) {
+        super::crd::establish(state, rt, &current.value());
+    }
+}
+
 fn scope_of(sub: Option<&str>) -> WriteScope {
     match sub {
         Some("status") => WriteScope::Status,
@@ -228,6 +238,7 @@ pub(super) fn update(
     }
     let key = ObjectKey::new(&ns, name);
     let stored = update_with(state, rt, &key, scope_of(sub), |_| Ok(obj.clone()))?;
+    after_update(state, rt, &key);
     Ok(bytes_response(StatusCode::OK, stored.json))
 }
 
@@ -265,6 +276,7 @@ pub(super) fn patch(
         crate::patch::apply_patch(kind, &rt.kind, old, &req.body)
             .map_err(|e| patch_error(rt, name, &e))
     })?;
+    after_update(state, rt, &key);
     Ok(bytes_response(StatusCode::OK, stored.json))
 }
 
