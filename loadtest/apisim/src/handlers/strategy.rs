@@ -85,6 +85,7 @@ pub(super) fn prepare_create(
         obj["status"] = json!({"phase": "Pending"});
     } else if is(rt, "", "services") {
         default_service(obj);
+        obj["status"] = json!({"loadBalancer": {}});
         allocate_service(state, rt, obj)?;
     } else if is(rt, "apps", "deployments") {
         default_deployment(obj);
@@ -93,6 +94,13 @@ pub(super) fn prepare_create(
 }
 
 fn default_pod(obj: &mut Value) {
+    default_pod_spec(obj);
+    let qos = qos_class(obj);
+    obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+}
+
+/// The API defaults of a pod spec (applied on create and on update, like the real decoder's defaulting).
+fn default_pod_spec(obj: &mut Value) {
     if !obj.get("spec").is_some_and(Value::is_object) {
         obj["spec"] = json!({});
     }
@@ -126,8 +134,127 @@ fn default_pod(obj: &mut Value) {
             }
         }
     }
-    let qos = qos_class(obj);
-    obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+}
+
+/// The message of the real pod update validation.
+const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other than `spec.containers[*].image`,\
+`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing \
+tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// Rejects pod spec changes the real server forbids (only images, activeDeadlineSeconds, added tolerations
+/// and terminationGracePeriodSeconds may change; `spec.nodeName` only through `pods/binding`).
+fn check_pod_update(rt: &ResourceType, old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    default_pod_spec(new);
+    let neutral = |pod: &Value, other: &Value| -> Value {
+        let mut spec = pod.get("spec").cloned().unwrap_or(json!({}));
+        if let Some(map) = spec.as_object_mut() {
+            for list in ["containers", "initContainers"] {
+                if let Some(items) = map.get_mut(list).and_then(Value::as_array_mut) {
+                    for c in items.iter_mut().filter_map(Value::as_object_mut) {
+                        c.remove("image");
+                    }
+                }
+            }
+            map.remove("activeDeadlineSeconds");
+            map.remove("terminationGracePeriodSeconds");
+            // Additions to the old tolerations are allowed: compare only the old ones.
+            let old_tolerations = other.pointer("/spec/tolerations").cloned();
+            map.remove("tolerations");
+            if let Some(t) = old_tolerations {
+                map.insert("tolerations".into(), t);
+            }
+        }
+        spec
+    };
+    let old_spec = neutral(old, old);
+    let mut new_spec = neutral(new, old);
+    // The new tolerations must still contain every old one.
+    let old_tol: Vec<Value> = old
+        .pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let new_tol: Vec<Value> = new
+        .pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !old_tol.iter().all(|t| new_tol.contains(t)) {
+        new_spec = json!(null);
+    }
+    if old_spec != new_spec {
+        let name = super::str_at(old, "/metadata/name").to_string();
+        return Err(ApiError::invalid(
+            rt,
+            &name,
+            vec![Cause {
+                reason: "FieldValueForbidden".into(),
+                message: format!("Forbidden: {POD_UPDATE_FORBIDDEN}"),
+                field: "spec".into(),
+            }],
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps a service's allocated ClusterIP(s) and node ports when an update leaves them empty (like the
+/// real `patchAllocatedValues`); changing an allocated ClusterIP is refused as immutable.
+fn keep_service_allocations(
+    rt: &ResourceType,
+    old: &Value,
+    new: &mut Value,
+) -> Result<(), ApiError> {
+    default_service(new);
+    let old_ip = super::str_at(old, "/spec/clusterIP").to_string();
+    let new_ip = super::str_at(new, "/spec/clusterIP").to_string();
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if !old_ip.is_empty() {
+        if new_ip.is_empty() {
+            spec.insert("clusterIP".into(), json!(old_ip));
+            if let Some(ips) = old.pointer("/spec/clusterIPs") {
+                spec.insert("clusterIPs".into(), ips.clone());
+            }
+        } else if new_ip != old_ip {
+            let name = super::str_at(old, "/metadata/name").to_string();
+            return Err(ApiError::invalid(
+                rt,
+                &name,
+                vec![ApiError::invalid_value_cause(
+                    "spec.clusterIPs[0]",
+                    &new_ip,
+                    "may not change once set",
+                )],
+            ));
+        }
+        for key in ["ipFamilies", "ipFamilyPolicy"] {
+            if spec.get(key).is_none()
+                && let Some(v) = old.pointer(&format!("/spec/{key}"))
+            {
+                spec.insert(key.into(), v.clone());
+            }
+        }
+    }
+    let old_ports: Vec<Value> = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            if p.get("nodePort").and_then(Value::as_u64).unwrap_or(0) != 0 {
+                continue;
+            }
+            let same = old_ports
+                .iter()
+                .find(|o| o.get("port") == p.get("port") && o.get("protocol") == p.get("protocol"));
+            if let Some(np) = same.and_then(|o| o.get("nodePort")) {
+                p.insert("nodePort".into(), np.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn image_tag_is_latest(image: &str) -> bool {
@@ -201,7 +328,6 @@ fn default_service(obj: &mut Value) {
             }
         }
     }
-    obj["status"] = json!({"loadBalancer": {}});
 }
 
 fn default_deployment(obj: &mut Value) {
@@ -396,6 +522,12 @@ pub(super) fn prepare_update(
             }
             if is(rt, "", "namespaces") {
                 new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
+            } else if is(rt, "", "pods") {
+                check_pod_update(rt, old, new)?;
+            } else if is(rt, "", "services") {
+                keep_service_allocations(rt, old, new)?;
+            } else if is(rt, "apps", "deployments") {
+                default_deployment(new);
             }
         }
         WriteScope::Status => {
@@ -494,7 +626,9 @@ mod tests {
     #[test]
     fn generation_bumps_on_spec_change_only() {
         let deploy = builtin("apps", "deployments").expect("deployments");
-        let old = json!({"metadata": {"name": "d", "uid": "u1", "generation": 1}, "spec": {"replicas": 1}, "status": {"replicas": 0}});
+        let mut old = json!({"metadata": {"name": "d", "uid": "u1", "generation": 1}, "spec": {"replicas": 1}, "status": {"replicas": 0}});
+        // Stored objects carry their defaults (applied on create).
+        default_deployment(&mut old);
         let mut labels_only = json!({"metadata": {"name": "d", "labels": {"a": "b"}}, "spec": {"replicas": 1}, "status": {"replicas": 5}});
         prepare_update(&deploy, WriteScope::Main, &old, &mut labels_only).expect("update");
         assert_eq!(labels_only["metadata"]["generation"], 1);

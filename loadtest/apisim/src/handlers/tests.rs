@@ -738,3 +738,72 @@ async fn delete_collection_honours_selectors() {
         405
     );
 }
+
+#[tokio::test]
+async fn pod_updates_may_only_change_the_allowed_fields() {
+    let st = state();
+    let (_, p) = call(&st, Method::POST, PODS, pod("p")).await;
+    assert_eq!(
+        p["spec"]["restartPolicy"], "Always",
+        "defaults are applied: {p}"
+    );
+    let (code, _) = call(
+        &st,
+        Method::PATCH,
+        &format!("{PODS}/p"),
+        json!({"metadata": {"labels": {"a": "b"}}}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, s) = call(
+        &st,
+        Method::PATCH,
+        &format!("{PODS}/p"),
+        json!({"spec": {"nodeName": "elsewhere"}}),
+    )
+    .await;
+    assert_eq!(code, 422, "{s}");
+    assert_eq!(s["details"]["causes"][0]["field"], "spec");
+    assert!(
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("pod updates may not change fields")),
+        "{s}"
+    );
+    // Replacing the whole object without the defaulted fields is not a change.
+    let mut replaced = pod("p");
+    replaced["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    let (code, updated) = call(&st, Method::PUT, &format!("{PODS}/p"), replaced).await;
+    assert_eq!(code, 200, "{updated}");
+    assert_eq!(updated["spec"]["containers"][0]["image"], "nginx:1.28");
+    assert_eq!(
+        updated["spec"]["containers"][0]["terminationMessagePath"],
+        "/dev/termination-log"
+    );
+}
+
+#[tokio::test]
+async fn service_updates_keep_allocated_addresses() {
+    let st = state();
+    let svcs = "/api/v1/namespaces/default/services";
+    let spec = json!({"type": "NodePort", "ports": [{"port": 80}]});
+    let svc =
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": spec});
+    let (_, created) = call(&st, Method::POST, svcs, svc.clone()).await;
+    let mut labelled = svc.clone();
+    labelled["metadata"]["labels"] = json!({"x": "y"});
+    let (code, updated) = call(&st, Method::PUT, &format!("{svcs}/s"), labelled).await;
+    assert_eq!(code, 200, "{updated}");
+    assert_eq!(updated["spec"]["clusterIP"], created["spec"]["clusterIP"]);
+    assert_eq!(
+        updated["spec"]["ports"][0]["nodePort"],
+        created["spec"]["ports"][0]["nodePort"]
+    );
+    assert_eq!(updated["status"], created["status"]);
+    let mut moved = svc;
+    moved["spec"]["clusterIP"] = json!("10.96.0.99");
+    assert_eq!(
+        call(&st, Method::PUT, &format!("{svcs}/s"), moved).await.0,
+        422
+    );
+}
