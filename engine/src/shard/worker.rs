@@ -100,6 +100,7 @@ impl ShardWorker {
         while !self.stop.load(Ordering::Acquire) {
             if connected {
                 connected = self.drain();
+                self.publish();
             }
             let now = Instant::now();
             if let Some(taken) = self.scheduler.next(now) {
