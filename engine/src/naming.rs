@@ -177,6 +177,26 @@ mod tests {
     }
 
     #[test]
+    fn realistic_golden_values() {
+        // printf '%s' 3f0f1c6e-8a1b-4c2d-9e3f-0a1b2c3d4e5f | sha256sum = 639e2adb...
+        let key = cluster_key(
+            "team",
+            "production-cluster",
+            "3f0f1c6e-8a1b-4c2d-9e3f-0a1b2c3d4e5f",
+        );
+        assert_eq!(key, "team-639e2a-production-cluster");
+        assert_eq!(
+            super_namespace(&key, "default"),
+            "team-639e2a-production-cluster-default"
+        );
+        // 65 characters in full; printf '%s' <full> | sha256sum = b0688...
+        assert_eq!(
+            super_namespace(&key, "monitoring-and-observability-stack"),
+            "team-639e2a-production-cluster-monitoring-and-observabili-b0688"
+        );
+    }
+
+    #[test]
     fn cluster_key_prefers_status_cluster_namespace() {
         assert_eq!(
             cluster_key_with_status("t", "vc", "abc", Some("custom-root")),
