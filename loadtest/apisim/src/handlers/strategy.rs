@@ -601,7 +601,8 @@ pub(super) fn prepare_update(
     Ok(())
 }
 
-/// Whether anything outside `metadata` (and `status`, for types with a status subresource) changed.
+/// Whether anything outside `metadata` (and `status`, for types with a status subresource) changed; for
+/// deployments, also the annotations.
 fn content_changed(rt: &ResourceType, old: &Value, new: &Value) -> bool {
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
@@ -615,7 +616,10 @@ fn content_changed(rt: &ResourceType, old: &Value, new: &Value) -> bool {
         }
         v
     };
-    strip(old) != strip(new)
+    // Deployments also count annotation changes (the real strategy does, for rollbacks).
+    let annotations_changed = is(rt, "apps", "deployments")
+        && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations");
+    strip(old) != strip(new) || annotations_changed
 }
 
 #[cfg(test)]
