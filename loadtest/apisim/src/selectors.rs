@@ -705,16 +705,9 @@ pub fn field_value(plural: &str, obj: &Value, field: &str) -> Option<String> {
                 ip
             }
         }
-        ("pods", "status.podIPs") => obj
-            .pointer("/status/podIPs")
-            .and_then(Value::as_array)
-            .map(|ips| {
-                ips.iter()
-                    .filter_map(|ip| ip.get("ip").and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default(),
+        // Accepted by the real field label conversion but absent from the pod's field set: `=` never
+        // matches and `!=` always does.
+        ("pods", "status.podIPs") => return None,
         ("events", f) if f.starts_with("involvedObject.") => {
             let sub = &f["involvedObject.".len()..];
             let from_regarding = text(&["regarding", sub]);
@@ -726,12 +719,13 @@ pub fn field_value(plural: &str, obj: &Value, field: &str) -> Option<String> {
             }
         }
         ("events", "source") => {
-            let component = text(&["source", "component"]);
-            if component.is_empty() {
-                text(&["deprecatedSource", "component"])
-            } else {
-                component
-            }
+            // `source.component`, else the reporting controller (core JSON name `reportingComponent`).
+            first_non_empty([
+                text(&["source", "component"]),
+                text(&["reportingComponent"]),
+                text(&["reportingController"]),
+                text(&["deprecatedSource", "component"]),
+            ])
         }
         ("events", "reportingComponent") => {
             let component = text(&["reportingComponent"]);
@@ -755,7 +749,34 @@ pub fn field_value(plural: &str, obj: &Value, field: &str) -> Option<String> {
             text(&path)
         }
     };
+    if value.is_empty()
+        && let Some(default) = defaulted_value(plural, field)
+    {
+        return Some(default.to_string());
+    }
     Some(value)
+}
+
+/// Values the real server fills in by defaulting (or admission) when a client leaves the field unset, so
+/// selecting on them behaves the same whether or not the stored object was defaulted.
+fn defaulted_value(plural: &str, field: &str) -> Option<&'static str> {
+    Some(match (plural, field) {
+        ("pods", "spec.restartPolicy") => "Always",
+        ("pods", "spec.schedulerName") => "default-scheduler",
+        ("pods", "spec.serviceAccountName") => "default",
+        ("pods", "status.phase") => "Pending",
+        ("secrets", "type") => "Opaque",
+        ("services", "spec.type") => "ClusterIP",
+        ("namespaces", "status.phase") => "Active",
+        _ => return None,
+    })
+}
+
+fn first_non_empty<const N: usize>(candidates: [String; N]) -> String {
+    candidates
+        .into_iter()
+        .find(|c| !c.is_empty())
+        .unwrap_or_default()
 }
 
 fn bool_text(v: Option<&Value>) -> String {
@@ -988,9 +1009,32 @@ mod tests {
             field_value("pods", &pod, "status.podIP").as_deref(),
             Some("10.0.0.5")
         );
+        assert_eq!(field_value("pods", &pod, "status.podIPs"), None);
+        let by_ips = FieldSelector::parse("status.podIPs=10.0.0.5").unwrap_or_default();
+        assert!(
+            !by_ips.matches(|f| field_value("pods", &pod, f)),
+            "podIPs is not in the field set"
+        );
         assert_eq!(
-            field_value("pods", &pod, "status.podIPs").as_deref(),
-            Some("10.0.0.5,fd00::5")
+            field_value("pods", &pod, "spec.restartPolicy").as_deref(),
+            Some("Always")
+        );
+        assert_eq!(
+            field_value("pods", &pod, "spec.schedulerName").as_deref(),
+            Some("default-scheduler")
+        );
+        assert_eq!(
+            field_value("secrets", &json!({}), "type").as_deref(),
+            Some("Opaque")
+        );
+        assert_eq!(
+            field_value("services", &json!({}), "spec.type").as_deref(),
+            Some("ClusterIP")
+        );
+        let reported = json!({"reportingComponent": "ctrl"});
+        assert_eq!(
+            field_value("events", &reported, "source").as_deref(),
+            Some("ctrl")
         );
         assert_eq!(
             field_value("pods", &pod, "status.phase").as_deref(),
