@@ -807,3 +807,44 @@ async fn service_updates_keep_allocated_addresses() {
         422
     );
 }
+
+#[tokio::test]
+async fn dry_run_writes_nothing_and_leases_are_created_by_put() {
+    let st = state();
+    let (_, a) = call(&st, Method::POST, CMS, cm("a")).await;
+    let before = st.store.revision();
+    let (code, preview) = call(
+        &st,
+        Method::PATCH,
+        &format!("{CMS}/a?dryRun=All"),
+        json!({"data": {"a": "9"}}),
+    )
+    .await;
+    assert_eq!((code, preview["data"]["a"].as_str()), (200, Some("9")));
+    assert_eq!(rv(&preview), rv(&a));
+    let (code, _) = call(&st, Method::POST, &format!("{CMS}?dryRun=All"), cm("b")).await;
+    assert_eq!(code, 201);
+    assert_eq!(st.store.revision(), before, "dry runs write nothing");
+    assert_eq!(
+        call(&st, Method::GET, &format!("{CMS}/b"), Value::Null)
+            .await
+            .0,
+        404
+    );
+    let leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {"holderIdentity": "me"}});
+    assert_eq!(
+        call(&st, Method::PUT, &format!("{leases}/l"), lease)
+            .await
+            .0,
+        201,
+        "leases allow create on update"
+    );
+    assert_eq!(
+        call(&st, Method::PUT, &format!("{CMS}/zz"), cm("zz"))
+            .await
+            .0,
+        404,
+        "config maps do not"
+    );
+}

@@ -195,6 +195,29 @@ fn after_create(state: &Arc<ApiState>, rt: &ResourceType, obj: &Value) {
     }
 }
 
+/// Types whose PUT creates a missing object (the real strategies' `AllowCreateOnUpdate`).
+fn allows_create_on_update(rt: &ResourceType) -> bool {
+    !rt.custom
+        && matches!(
+            (rt.group.as_str(), rt.plural.as_str()),
+            ("", "endpoints" | "events" | "limitranges")
+                | ("events.k8s.io", "events")
+                | ("coordination.k8s.io", "leases")
+        )
+}
+
+fn with_namespace(rt: &ResourceType, mut obj: Value, ns: &str) -> Value {
+    if rt.namespaced {
+        let meta = ensure_object(
+            ensure_object(&mut obj)
+                .entry("metadata")
+                .or_insert_with(|| json!({})),
+        );
+        meta.insert("namespace".into(), json!(ns));
+    }
+    obj
+}
+
 /// A changed CRD changes the served types (versions, names, printer columns).
 fn after_update(state: &Arc<ApiState>, rt: &ResourceType, key: &ObjectKey) {
     if rt.custom || rt.group != "apiextensions.k8s.io" || rt.plural != "customresourcedefinitions" {
@@ -237,7 +260,13 @@ pub(super) fn update(
         ));
     }
     let key = ObjectKey::new(&ns, name);
-    let stored = update_with(state, rt, &key, scope_of(sub), |_| Ok(obj.clone()))?;
+    if state.store.get(&storage_key(rt), &key).is_none() && allows_create_on_update(rt) {
+        let stored = create_object(state, rt, with_namespace(rt, obj, &ns))?;
+        return Ok(bytes_response(StatusCode::CREATED, stored.json));
+    }
+    let stored = update_impl(state, rt, &key, scope_of(sub), req.dry_run(), |_| {
+        Ok(obj.clone())
+    })?;
     after_update(state, rt, &key);
     Ok(bytes_response(StatusCode::OK, stored.json))
 }
@@ -272,7 +301,7 @@ pub(super) fn patch(
         ));
     }
     let key = ObjectKey::new(&request_namespace(rt, req), name);
-    let stored = update_with(state, rt, &key, scope_of(sub), |old| {
+    let stored = update_impl(state, rt, &key, scope_of(sub), req.dry_run(), |old| {
         crate::patch::apply_patch(kind, &rt.kind, old, &req.body)
             .map_err(|e| patch_error(rt, name, &e))
     })?;
@@ -407,6 +436,19 @@ pub fn update_with(
     scope: WriteScope,
     f: impl Fn(&Value) -> Result<Value, ApiError>,
 ) -> Result<StoredObject, ApiError> {
+    update_impl(state, rt, key, scope, false, f)
+}
+
+/// [`update_with`], optionally as a dry run (`dryRun=All`: everything but the write; the answer is the
+/// object as it would be stored, with the current resourceVersion).
+fn update_impl(
+    state: &Arc<ApiState>,
+    rt: &ResourceType,
+    key: &ObjectKey,
+    scope: WriteScope,
+    dry_run: bool,
+    f: impl Fn(&Value) -> Result<Value, ApiError>,
+) -> Result<StoredObject, ApiError> {
     let resource = storage_key(rt);
     for _ in 0..MAX_UPDATE_ATTEMPTS {
         let current = state
@@ -449,6 +491,14 @@ pub fn update_with(
         }
         if new == old {
             return Ok(current);
+        }
+        if dry_run {
+            let json = bytes::Bytes::from(serde_json::to_vec(&new).unwrap_or_default());
+            return Ok(StoredObject {
+                json,
+                labels: current.labels.clone(),
+                rv: current.rv,
+            });
         }
         let result = if should_delete_during_update(rt, &new) {
             state
