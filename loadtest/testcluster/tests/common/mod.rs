@@ -79,6 +79,14 @@ pub fn api_status<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> anyhow:
     }
 }
 
+/// The `details` of a `Status`, required to be present.
+pub fn status_details(status: &Status) -> anyhow::Result<kube::core::response::StatusDetails> {
+    status
+        .details
+        .clone()
+        .ok_or_else(|| anyhow!("Status has no details: {status:?}"))
+}
+
 /// A raw HTTP response.
 #[derive(Debug)]
 pub struct Raw {
