@@ -184,3 +184,107 @@ async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> 
     };
     result.unwrap_or_else(|e| error_response(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::faults::FaultConfig;
+    use crate::{SimConfig, Simulator};
+
+    /// Sends one HTTP/1.1 request (connection closed after it); returns the raw response.
+    async fn raw(sim: &Simulator, method: &str, path: &str, body: &[u8]) -> String {
+        let mut stream = tokio::net::TcpStream::connect(sim.addr())
+            .await
+            .expect("connect");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        stream.write_all(body).await.expect("write body");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn faults_spare_health_and_admin() {
+        let config = SimConfig {
+            faults: FaultConfig {
+                error_500_fraction: 1.0,
+                ..FaultConfig::default()
+            },
+            ..SimConfig::default()
+        };
+        let sim = Simulator::start(config).await.expect("start");
+        let health = raw(&sim, "GET", "/healthz", b"").await;
+        assert!(
+            health.starts_with("HTTP/1.1 200") && health.ends_with("ok"),
+            "{health}"
+        );
+        let api = raw(&sim, "GET", "/api/v1/namespaces", b"").await;
+        assert!(
+            api.starts_with("HTTP/1.1 500") && api.contains("\"reason\":\"InternalError\""),
+            "{api}"
+        );
+        let throttled = br#"{"error429Fraction": 1.0, "retryAfterSeconds": 7}"#;
+        let set = raw(&sim, "PUT", "/apisim/v1/faults", throttled).await;
+        assert!(set.starts_with("HTTP/1.1 200"), "{set}");
+        let api = raw(&sim, "GET", "/api/v1/namespaces", b"").await;
+        assert!(api.starts_with("HTTP/1.1 429"), "{api}");
+        assert!(api.to_ascii_lowercase().contains("retry-after: 7"), "{api}");
+        assert!(api.contains("\"retryAfterSeconds\":7"), "{api}");
+        let got = raw(&sim, "GET", "/apisim/v1/faults", b"").await;
+        assert!(got.contains("\"error429Fraction\":1.0"), "{got}");
+        raw(&sim, "PUT", "/apisim/v1/faults", b"{}").await;
+        let before = sim.revision();
+        let compact = raw(&sim, "POST", "/apisim/v1/compact", b"").await;
+        assert!(compact.starts_with("HTTP/1.1 200"), "{compact}");
+        let watch = raw(
+            &sim,
+            "GET",
+            &format!(
+                "/api/v1/namespaces?watch=true&resourceVersion={}&timeoutSeconds=1",
+                before - 1
+            ),
+            b"",
+        )
+        .await;
+        assert!(
+            watch.contains("\"code\":410"),
+            "history is gone after compaction: {watch}"
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_and_unknown_paths() {
+        let config = SimConfig {
+            max_body_bytes: 1024,
+            ..SimConfig::default()
+        };
+        let sim = Simulator::start(config).await.expect("start");
+        let big = vec![b' '; 2048];
+        let resp = raw(&sim, "POST", "/api/v1/namespaces/default/configmaps", &big).await;
+        assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+        assert!(
+            resp.contains("Request entity too large: limit is 1024"),
+            "{resp}"
+        );
+        let resp = raw(&sim, "GET", "/nothing/here", b"").await;
+        assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+        let resp = raw(&sim, "GET", "/api/v1/widgets", b"").await;
+        assert!(
+            resp.starts_with("HTTP/1.1 404") && resp.contains("\"kind\":\"Status\""),
+            "{resp}"
+        );
+        let version = raw(&sim, "GET", "/version", b"").await;
+        assert!(
+            version.contains("\"gitVersion\":\"v1.33.0-apisim\""),
+            "{version}"
+        );
+        sim.shutdown().await;
+    }
+}
