@@ -262,6 +262,70 @@ fn builtin_columns(plural: &str) -> Vec<Col> {
         "serviceaccounts" => vec![NAME_COL, col("Secrets", "integer", 0), AGE_COL],
         "endpoints" => vec![NAME_COL, col("Endpoints", "string", 0), AGE_COL],
         "leases" => vec![NAME_COL, col("Holder", "string", 0), AGE_COL],
+        "rolebindings" | "clusterrolebindings" => vec![
+            NAME_COL,
+            col("Role", "string", 0),
+            AGE_COL,
+            col("Users", "string", 1),
+            col("Groups", "string", 1),
+            col("ServiceAccounts", "string", 1),
+        ],
+        "storageclasses" => vec![
+            NAME_COL,
+            col("Provisioner", "string", 0),
+            col("ReclaimPolicy", "string", 0),
+            col("VolumeBindingMode", "string", 0),
+            col("AllowVolumeExpansion", "string", 0),
+            AGE_COL,
+        ],
+        "priorityclasses" => vec![
+            NAME_COL,
+            col("Value", "integer", 0),
+            col("Global-Default", "boolean", 0),
+            AGE_COL,
+            col("PreemptionPolicy", "string", 0),
+        ],
+        "ingresses" => vec![
+            NAME_COL,
+            col("Class", "string", 0),
+            col("Hosts", "string", 0),
+            col("Address", "string", 0),
+            col("Ports", "string", 0),
+            AGE_COL,
+        ],
+        "ingressclasses" => vec![
+            NAME_COL,
+            col("Controller", "string", 0),
+            col("Parameters", "string", 0),
+            AGE_COL,
+        ],
+        "networkpolicies" => vec![NAME_COL, col("Pod-Selector", "string", 0), AGE_COL],
+        "poddisruptionbudgets" => vec![
+            NAME_COL,
+            col("Min Available", "string", 0),
+            col("Max Unavailable", "string", 0),
+            col("Allowed Disruptions", "integer", 0),
+            AGE_COL,
+        ],
+        "persistentvolumes" => vec![
+            NAME_COL,
+            col("Capacity", "string", 0),
+            col("Access Modes", "string", 0),
+            col("Reclaim Policy", "string", 0),
+            col("Status", "string", 0),
+            col("Claim", "string", 0),
+            col("StorageClass", "string", 0),
+            col("VolumeAttributesClass", "string", 0),
+            col("Reason", "string", 0),
+            AGE_COL,
+            col("VolumeMode", "string", 1),
+        ],
+        "resourcequotas" => vec![
+            NAME_COL,
+            AGE_COL,
+            col("Request", "string", 0),
+            col("Limit", "string", 0),
+        ],
         "persistentvolumeclaims" => vec![
             NAME_COL,
             col("Status", "string", 0),
@@ -597,23 +661,12 @@ fn builtin_cells(plural: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             age(obj, now),
         ],
         "persistentvolumeclaims" => {
-            let modes: Vec<&str> = arr(obj, "/status/accessModes")
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|m| match m {
-                    "ReadWriteOnce" => "RWO",
-                    "ReadOnlyMany" => "ROX",
-                    "ReadWriteMany" => "RWX",
-                    "ReadWriteOncePod" => "RWOP",
-                    other => other,
-                })
-                .collect();
             vec![
                 name(obj),
                 json!(s(obj, "/status/phase")),
                 json!(s(obj, "/spec/volumeName")),
                 json!(s(obj, "/status/capacity/storage")),
-                json!(modes.join(",")),
+                json!(access_modes(obj, "/status/accessModes")),
                 json!(s(obj, "/spec/storageClassName")),
                 json!(or_unset(s(obj, "/spec/volumeAttributesClassName"))),
                 age(obj, now),
@@ -624,8 +677,237 @@ fn builtin_cells(plural: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             ]
         }
         "events" => event_cells(obj, now),
+        "rolebindings" | "clusterrolebindings" => binding_cells(obj, now),
+        "storageclasses" => {
+            let mut name_text = s(obj, "/metadata/name").to_string();
+            let annotations = obj.pointer("/metadata/annotations");
+            let is_default = |key: &str| {
+                annotations.and_then(|a| a.get(key)).and_then(Value::as_str) == Some("true")
+            };
+            if is_default("storageclass.kubernetes.io/is-default-class")
+                || is_default("storageclass.beta.kubernetes.io/is-default-class")
+            {
+                name_text.push_str(" (default)");
+            }
+            vec![
+                json!(name_text),
+                json!(s(obj, "/provisioner")),
+                json!(or_default(s(obj, "/reclaimPolicy"), "Delete")),
+                json!(or_default(s(obj, "/volumeBindingMode"), "Immediate")),
+                json!(
+                    obj.get("allowVolumeExpansion")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                        .to_string()
+                ),
+                age(obj, now),
+            ]
+        }
+        "priorityclasses" => vec![
+            name(obj),
+            json!(n(obj, "/value")),
+            json!(
+                obj.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
+            age(obj, now),
+            json!(or_default(
+                s(obj, "/preemptionPolicy"),
+                "PreemptLowerPriority"
+            )),
+        ],
+        "ingresses" => ingress_cells(obj, now),
+        "ingressclasses" => {
+            let params = obj.pointer("/spec/parameters");
+            let params_text = match params {
+                Some(p) => {
+                    let group = s(p, "/apiGroup");
+                    let kind = s(p, "/kind");
+                    let kind = if group.is_empty() {
+                        kind.to_string()
+                    } else {
+                        format!("{kind}.{group}")
+                    };
+                    format!("{kind}/{}", s(p, "/name"))
+                }
+                None => "<none>".to_string(),
+            };
+            vec![
+                name(obj),
+                json!(s(obj, "/spec/controller")),
+                json!(params_text),
+                age(obj, now),
+            ]
+        }
+        "networkpolicies" => vec![
+            name(obj),
+            json!(label_selector_text(obj.pointer("/spec/podSelector"))),
+            age(obj, now),
+        ],
+        "poddisruptionbudgets" => vec![
+            name(obj),
+            json!(int_or_string(obj.pointer("/spec/minAvailable"))),
+            json!(int_or_string(obj.pointer("/spec/maxUnavailable"))),
+            json!(n(obj, "/status/disruptionsAllowed")),
+            age(obj, now),
+        ],
+        "persistentvolumes" => {
+            let claim = match obj.pointer("/spec/claimRef") {
+                Some(c) => format!("{}/{}", s(c, "/namespace"), s(c, "/name")),
+                None => String::new(),
+            };
+            vec![
+                name(obj),
+                json!(s(obj, "/spec/capacity/storage")),
+                json!(access_modes(obj, "/spec/accessModes")),
+                json!(or_default(
+                    s(obj, "/spec/persistentVolumeReclaimPolicy"),
+                    "Retain"
+                )),
+                json!(s(obj, "/status/phase")),
+                json!(claim),
+                json!(s(obj, "/spec/storageClassName")),
+                json!(or_unset(s(obj, "/spec/volumeAttributesClassName"))),
+                json!(s(obj, "/status/reason")),
+                age(obj, now),
+                json!(or_default(s(obj, "/spec/volumeMode"), "Filesystem")),
+            ]
+        }
+        "resourcequotas" => {
+            let used = obj.pointer("/status/used");
+            let render = |limits: bool| -> String {
+                let Some(Value::Object(hard)) = obj.pointer("/spec/hard") else {
+                    return String::new();
+                };
+                let mut parts: Vec<String> = hard
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("limits.") == limits)
+                    .map(|(k, v)| {
+                        let u = used
+                            .and_then(|u| u.get(k.as_str()))
+                            .and_then(Value::as_str)
+                            .unwrap_or("0");
+                        format!("{k}: {u}/{}", v.as_str().unwrap_or(""))
+                    })
+                    .collect();
+                parts.sort();
+                parts.join(", ")
+            };
+            vec![
+                name(obj),
+                age(obj, now),
+                json!(render(false)),
+                json!(render(true)),
+            ]
+        }
         _ => vec![name(obj), json!(s(obj, "/metadata/creationTimestamp"))],
     }
+}
+
+fn or_default(v: &str, default: &str) -> String {
+    if v.is_empty() {
+        default.to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// An IntOrString field as text, `N/A` when unset.
+fn int_or_string(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "N/A".to_string(),
+    }
+}
+
+fn access_modes(obj: &Value, pointer: &str) -> String {
+    arr(obj, pointer)
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|m| match m {
+            "ReadWriteOnce" => "RWO",
+            "ReadOnlyMany" => "ROX",
+            "ReadWriteMany" => "RWX",
+            "ReadWriteOncePod" => "RWOP",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn binding_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let role = format!("{}/{}", s(obj, "/roleRef/kind"), s(obj, "/roleRef/name"));
+    let subjects = arr(obj, "/subjects");
+    let of_kind = |kind: &str| -> String {
+        subjects
+            .iter()
+            .filter(|sub| s(sub, "/kind") == kind)
+            .map(|sub| {
+                if kind == "ServiceAccount" {
+                    format!("{}/{}", s(sub, "/namespace"), s(sub, "/name"))
+                } else {
+                    s(sub, "/name").to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        name(obj),
+        json!(role),
+        age(obj, now),
+        json!(of_kind("User")),
+        json!(of_kind("Group")),
+        json!(of_kind("ServiceAccount")),
+    ]
+}
+
+fn ingress_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let class = match s(obj, "/spec/ingressClassName") {
+        "" => obj
+            .pointer("/metadata/annotations/kubernetes.io~1ingress.class")
+            .and_then(Value::as_str)
+            .unwrap_or("<none>")
+            .to_string(),
+        c => c.to_string(),
+    };
+    let hosts: Vec<&str> = arr(obj, "/spec/rules")
+        .iter()
+        .map(|r| s(r, "/host"))
+        .filter(|h| !h.is_empty())
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "*".to_string()
+    } else {
+        let more = hosts.len().saturating_sub(4);
+        let mut text = hosts[..hosts.len().min(4)].join(",");
+        if more > 0 {
+            text.push_str(&format!(" + {more} more..."));
+        }
+        text
+    };
+    let address: Vec<String> = arr(obj, "/status/loadBalancer/ingress")
+        .iter()
+        .map(|i| match s(i, "/ip") {
+            "" => s(i, "/hostname").to_string(),
+            ip => ip.to_string(),
+        })
+        .collect();
+    let ports = if arr(obj, "/spec/tls").is_empty() {
+        "80"
+    } else {
+        "80, 443"
+    };
+    vec![
+        name(obj),
+        json!(class),
+        json!(hosts),
+        json!(address.join(",")),
+        json!(ports),
+        age(obj, now),
+    ]
 }
 
 fn or_unset(v: &str) -> String {
@@ -1474,6 +1756,95 @@ mod tests {
                 "2",
                 "p.1"
             ])
+        );
+    }
+
+    #[test]
+    fn rbac_storage_network_and_policy_printers() {
+        let rb = json!({"metadata": {"name": "rb"}, "roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}]});
+        let t = render_table(
+            &rt("rolebindings", "RoleBinding"),
+            &[rb],
+            IncludeObject::None,
+            now(),
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["rb", "ClusterRole/view", "<unknown>", "alice", "", "ns/sa"])
+        );
+        let sc = json!({"metadata": {"name": "std", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "example.com/disk"});
+        let t = render_table(
+            &rt("storageclasses", "StorageClass"),
+            &[sc],
+            IncludeObject::None,
+            now(),
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "std (default)",
+                "example.com/disk",
+                "Delete",
+                "Immediate",
+                "false",
+                "<unknown>"
+            ])
+        );
+        let ing = json!({"metadata": {"name": "i"}, "spec": {"ingressClassName": "nginx",
+            "rules": [{"host": "a.example.com"}], "tls": [{"hosts": ["a.example.com"]}]}});
+        let t = render_table(
+            &rt("ingresses", "Ingress"),
+            &[ing],
+            IncludeObject::None,
+            now(),
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["i", "nginx", "a.example.com", "", "80, 443", "<unknown>"])
+        );
+        let pdb = json!({"metadata": {"name": "p"}, "spec": {"minAvailable": 2}, "status": {"disruptionsAllowed": 1}});
+        let t = render_table(
+            &rt("poddisruptionbudgets", "PodDisruptionBudget"),
+            &[pdb],
+            IncludeObject::None,
+            now(),
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["p", "2", "N/A", 1, "<unknown>"])
+        );
+        let np = json!({"metadata": {"name": "deny"}, "spec": {"podSelector": {}}});
+        let t = render_table(
+            &rt("networkpolicies", "NetworkPolicy"),
+            &[np],
+            IncludeObject::None,
+            now(),
+        );
+        assert_eq!(t["rows"][0]["cells"][1], "<none>");
+        let quota = json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "10", "limits.cpu": "2"}},
+            "status": {"used": {"pods": "3"}}});
+        let t = render_table(
+            &rt("resourcequotas", "ResourceQuota"),
+            &[quota],
+            IncludeObject::None,
+            now(),
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["q", "<unknown>", "pods: 3/10", "limits.cpu: 0/2"])
+        );
+        let pc = json!({"metadata": {"name": "high"}, "value": 1000});
+        let t = render_table(
+            &rt("priorityclasses", "PriorityClass"),
+            &[pc],
+            IncludeObject::None,
+            now(),
+        );
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["high", 1000, false, "<unknown>", "PreemptLowerPriority"])
         );
     }
 
