@@ -28,16 +28,35 @@ pub(crate) struct ShardReplay {
 
 fn open_db(data_dir: &Path, cache_bytes: u64) -> Result<(sled::Db, PathBuf), LogError> {
     let db_dir = data_dir.join(DB_DIR);
-    let db = sled::Config::new()
+    let config = sled::Config::new()
         .path(&db_dir)
         .cache_capacity(cache_bytes)
-        .flush_every_ms(Some(500))
-        .open()
-        .map_err(|source| LogError::Open {
-            path: db_dir.clone(),
-            source,
-        })?;
-    Ok((db, db_dir))
+        .flush_every_ms(Some(500));
+    // sled's background threads can hold the file lock for a moment after a database of this process was
+    // dropped; a lock held by another live process stays held and fails after the bounded wait.
+    let mut attempts = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok((db, db_dir)),
+            Err(source) if attempts < LOCK_RETRIES && is_lock_error(&source) => {
+                attempts += 1;
+                std::thread::sleep(LOCK_RETRY_WAIT);
+            }
+            Err(source) => {
+                return Err(LogError::Open {
+                    path: db_dir,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+const LOCK_RETRIES: u32 = 200;
+const LOCK_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+
+fn is_lock_error(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Refuses a database of another format version; stamps a new, empty one with ours.
