@@ -22,7 +22,7 @@ use kube::api::{
     DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::runtime::{WatchStreamExt, watcher};
-use testcluster::{Backend, ClusterOptions};
+use testcluster::ClusterOptions;
 
 /// Type, name and resourceVersion of a watch event (bookmarks have no name).
 fn describe(event: &WatchEvent<ConfigMap>) -> (String, String, Option<String>) {
