@@ -355,11 +355,12 @@ mod tests {
     use crate::SimConfig;
     use crate::testing::{call, state, state_with, watch_events};
 
-    const CMS: &str = "/api/v1/namespaces/default/configmaps";
+    /// Secrets, because every namespace starts with a `kube-root-ca.crt` config map.
+    const CMS: &str = "/api/v1/namespaces/default/secrets";
     const LIMIT: Duration = Duration::from_secs(5);
 
     fn cm(name: &str, app: &str) -> Value {
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": app}}})
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "labels": {"app": app}}})
     }
 
     fn summary(events: &[Value]) -> Vec<(String, String)> {
@@ -529,7 +530,7 @@ mod tests {
             bookmark["metadata"]["annotations"]["k8s.io/initial-events-end"],
             "true"
         );
-        assert_eq!(bookmark["kind"], "ConfigMap");
+        assert_eq!(bookmark["kind"], "Secret");
         assert_eq!(
             bookmark["metadata"]["resourceVersion"],
             st.store.revision().to_string()

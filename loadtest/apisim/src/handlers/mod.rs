@@ -1,6 +1,7 @@
 //! REST verbs on resources: get, list, watch, create, update, patch, delete, deletecollection, the `status`
 //! subresource, `pods/binding` and `namespaces/finalize`.
 
+mod admission;
 mod crd;
 mod delete;
 mod read;

@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 use crate::testing::{call, state, state_with};
 use crate::{KubeletConfig, SimConfig};
 
-const CMS: &str = "/api/v1/namespaces/default/configmaps";
+/// Secrets, because every namespace starts with a `kube-root-ca.crt` config map.
+const CMS: &str = "/api/v1/namespaces/default/secrets";
 const DEPLOYS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 fn cm(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}})
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": {"a": "MQ=="}})
 }
 
 fn deployment(name: &str, replicas: i64) -> Value {
@@ -60,7 +61,7 @@ async fn create_fills_system_metadata() {
     assert_eq!(rv(&obj), st.store.revision());
     assert!(
         obj["metadata"].get("generation").is_none(),
-        "config maps have no generation"
+        "secrets have no generation"
     );
     let (_, d) = call(&st, Method::POST, DEPLOYS, deployment("d", 1)).await;
     assert_eq!(d["metadata"]["generation"], 1);
@@ -68,7 +69,7 @@ async fn create_fills_system_metadata() {
         &st,
         Method::POST,
         CMS,
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "gen-"}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"generateName": "gen-"}}),
     )
     .await;
     assert_eq!(code, 201);
@@ -89,11 +90,11 @@ async fn create_errors_match_the_real_server() {
     call(&st, Method::POST, CMS, cm("a")).await;
     let (code, s) = call(&st, Method::POST, CMS, cm("a")).await;
     assert_eq!((code, s["reason"].as_str()), (409, Some("AlreadyExists")));
-    assert_eq!(s["message"], "configmaps \"a\" already exists");
+    assert_eq!(s["message"], "secrets \"a\" already exists");
     let (code, s) = call(
         &st,
         Method::POST,
-        "/api/v1/namespaces/nope/configmaps",
+        "/api/v1/namespaces/nope/secrets",
         cm("a"),
     )
     .await;
@@ -108,7 +109,7 @@ async fn create_errors_match_the_real_server() {
     other_ns["metadata"]["namespace"] = json!("kube-system");
     assert_eq!(call(&st, Method::POST, CMS, other_ns).await.0, 400);
     let mut wrong_kind = cm("b");
-    wrong_kind["kind"] = json!("Secret");
+    wrong_kind["kind"] = json!("ConfigMap");
     assert_eq!(call(&st, Method::POST, CMS, wrong_kind).await.0, 400);
     let no_kind = json!({"apiVersion": "v1", "metadata": {"name": "b"}});
     assert_eq!(call(&st, Method::POST, CMS, no_kind).await.0, 400);
@@ -121,7 +122,7 @@ async fn create_errors_match_the_real_server() {
     ] {
         assert_eq!(
             (code, s["message"].as_str()),
-            (404, Some("configmaps \"zzz\" not found"))
+            (404, Some("secrets \"zzz\" not found"))
         );
         assert_eq!(s["kind"], "Status");
         assert_eq!(s["status"], "Failure");
@@ -141,7 +142,7 @@ async fn updates_conflict_on_stale_versions_and_skip_no_ops() {
     assert_eq!(code, 409, "stale resourceVersion");
     assert_eq!(
         s["message"],
-        "Operation cannot be fulfilled on configmaps \"a\": the object has been modified; please apply your changes to the latest version and try again"
+        "Operation cannot be fulfilled on secrets \"a\": the object has been modified; please apply your changes to the latest version and try again"
     );
     let before = st.store.revision();
     let (code, same) = call(&st, Method::PUT, &format!("{CMS}/a"), b.clone()).await;
@@ -245,7 +246,7 @@ async fn finalizers_hold_deletion_until_removed() {
     assert_eq!(
         s["message"],
         format!(
-            "Operation cannot be fulfilled on configmaps \"f\": Precondition failed: UID in precondition: other, UID in object meta: {uid}"
+            "Operation cannot be fulfilled on secrets \"f\": Precondition failed: UID in precondition: other, UID in object meta: {uid}"
         )
     );
     let (code, pending) = call(&st, Method::DELETE, &format!("{CMS}/f"), Value::Null).await;
@@ -331,7 +332,7 @@ async fn list_pages_are_consistent_and_expire_with_compaction() {
     )
     .await;
     assert_eq!((code, s["reason"].as_str()), (410, Some("Expired")), "{s}");
-    let (code, all) = call(&st, Method::GET, "/api/v1/configmaps", Value::Null).await;
+    let (code, all) = call(&st, Method::GET, "/api/v1/secrets", Value::Null).await;
     assert_eq!((code, names(&all).len()), (200, 6));
     let (code, _) = call(
         &st,
@@ -389,7 +390,7 @@ async fn namespace_termination_deletes_content_then_the_namespace() {
         call(&st, Method::POST, "/api/v1/namespaces", ns).await.0,
         201
     );
-    let team_cms = "/api/v1/namespaces/team/configmaps";
+    let team_cms = "/api/v1/namespaces/team/secrets";
     let mut held = cm("held");
     held["metadata"]["finalizers"] = json!(["example.com/hold"]);
     call(&st, Method::POST, team_cms, held).await;
@@ -403,7 +404,7 @@ async fn namespace_termination_deletes_content_then_the_namespace() {
     assert_eq!(code, 403);
     assert_eq!(
         s["message"],
-        "configmaps \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"
+        "secrets \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"
     );
     let free_gone = eventually(Duration::from_secs(5), async || {
         call(&st, Method::GET, &format!("{team_cms}/free"), Value::Null)
@@ -770,9 +771,12 @@ async fn pod_updates_may_only_change_the_allowed_fields() {
             .is_some_and(|m| m.contains("pod updates may not change fields")),
         "{s}"
     );
-    // Replacing the whole object without the defaulted fields is not a change.
-    let mut replaced = pod("p");
+    // Replacing the object with defaulted fields left out is not a change to them.
+    let (_, mut replaced) = call(&st, Method::GET, &format!("{PODS}/p"), Value::Null).await;
     replaced["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    if let Some(c) = replaced["spec"]["containers"][0].as_object_mut() {
+        c.remove("terminationMessagePath");
+    }
     let (code, updated) = call(&st, Method::PUT, &format!("{PODS}/p"), replaced).await;
     assert_eq!(code, 200, "{updated}");
     assert_eq!(updated["spec"]["containers"][0]["image"], "nginx:1.28");
@@ -845,6 +849,69 @@ async fn dry_run_writes_nothing_and_leases_are_created_by_put() {
             .await
             .0,
         404,
-        "config maps do not"
+        "secrets do not"
+    );
+}
+
+#[tokio::test]
+async fn namespaces_get_a_default_service_account_that_pods_use() {
+    let st = state();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
+    call(&st, Method::POST, "/api/v1/namespaces", ns).await;
+    let (code, _) = call(
+        &st,
+        Method::GET,
+        "/api/v1/namespaces/team/serviceaccounts/default",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, ca) = call(
+        &st,
+        Method::GET,
+        "/api/v1/namespaces/team/configmaps/kube-root-ca.crt",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        ca["data"]["ca.crt"]
+            .as_str()
+            .is_some_and(|c| c.contains("BEGIN CERTIFICATE"))
+    );
+    let team_pods = "/api/v1/namespaces/team/pods";
+    let (code, p) = call(&st, Method::POST, team_pods, pod("p")).await;
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(p["spec"]["serviceAccountName"], "default");
+    let volume = p["spec"]["volumes"][0]["name"].as_str().unwrap_or("");
+    assert!(
+        volume.starts_with("kube-api-access-") && volume.len() == "kube-api-access-".len() + 5,
+        "{p}"
+    );
+    let mount = &p["spec"]["containers"][0]["volumeMounts"][0];
+    assert_eq!(
+        (mount["name"].as_str(), mount["mountPath"].as_str()),
+        (Some(volume), Some(super::admission::TOKEN_MOUNT_PATH))
+    );
+    let tolerations = p["spec"]["tolerations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/not-ready" && t["tolerationSeconds"] == 300)
+    );
+    let mut no_token = pod("q");
+    no_token["spec"]["automountServiceAccountToken"] = json!(false);
+    let (_, q) = call(&st, Method::POST, team_pods, no_token).await;
+    assert!(q["spec"].get("volumes").is_none(), "{q}");
+    let mut missing_sa = pod("r");
+    missing_sa["spec"]["serviceAccountName"] = json!("builder");
+    let (code, s) = call(&st, Method::POST, team_pods, missing_sa).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        s["message"],
+        "pods \"r\" is forbidden: error looking up service account team/builder: serviceaccount \"builder\" not found"
     );
 }

@@ -26,7 +26,8 @@ const GENERATE_NAME_ATTEMPTS: usize = 8;
 /// Alphabet of generated name suffixes (no vowels, no confusable characters), as the real server uses.
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn random_suffix() -> String {
+/// Five random characters of the generated-name alphabet.
+pub(crate) fn random_suffix() -> String {
     let mut rng = rand::rng();
     (0..5)
         .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
@@ -142,6 +143,9 @@ fn prepare_new(
     if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
         super::crd::validate(state, rt, &obj)?;
     }
+    if !rt.custom && rt.group.is_empty() && rt.plural == "pods" {
+        super::admission::admit_pod(state, rt, &mut obj)?;
+    }
     if dry_run {
         let is_service = !rt.custom && rt.group.is_empty() && rt.plural == "services";
         if !is_service {
@@ -190,8 +194,17 @@ pub fn create_object(
 }
 
 fn after_create(state: &Arc<ApiState>, rt: &ResourceType, obj: &Value) {
-    if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
-        super::crd::establish(state, rt, obj);
+    if rt.custom {
+        return;
+    }
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            super::crd::establish(state, rt, obj)
+        }
+        ("", "namespaces") => {
+            super::admission::populate_namespace(state, str_at(obj, "/metadata/name"))
+        }
+        _ => {}
     }
 }
 
