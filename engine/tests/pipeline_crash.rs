@@ -50,7 +50,7 @@ fn batch(seed: u64, i: u64) -> Vec<Record> {
             );
             let rv = i * 100 + j + 1;
             let mut record = pod(&cluster, &ns, &name, rv);
-            if state % 4 == 0 {
+            if state.is_multiple_of(4) {
                 record.cluster = SUPER_CLUSTER.to_owned();
                 record.namespace = format!("{cluster}-{ns}");
             }
@@ -85,7 +85,7 @@ impl Reconciler for Journaling {
             *state
         };
         std::thread::sleep(Duration::from_micros(roll % 400));
-        if roll % 10 == 0 {
+        if roll.is_multiple_of(10) {
             return Err(ReconcileError::new("injected", "injected failure"));
         }
         let line = format!("rec {}\n", key_text(key));

@@ -1,14 +1,17 @@
 //! The scheduler inside one shard: a pending set keyed by [`WorkKey`] (coalescing), weighted deficit round
 //! robin across tenants, and delayed retries.
 //!
-//! A key is in exactly one state: queued (waiting in its tenant's FIFO), delayed (failed, waiting for its
+//! A key is in exactly one state: queued (waiting in its tenant's queue), delayed (failed, waiting for its
 //! backoff to pass) or in flight (handed out by [`Scheduler::next`], not yet [`Scheduler::complete`]d).
 //! Events for a queued or delayed key are coalesced into it; events for a key in flight are kept and the key
 //! is queued again when the running reconcile completes, so a reconcile always starts after the events it
-//! covers. Pure data structure: time is passed in, so it is tested without clocks.
+//! covers. A tenant's queue is ordered by each key's oldest unapplied seq, so the keys of one namespace (which
+//! share a shard and its seq space) are reconciled in the order their events were appended, also when a key
+//! is queued again after a retry or a re-run. Pure data structure: time is passed in, so it is tested
+//! without clocks.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,7 +90,8 @@ struct Pending {
 
 #[derive(Debug, Default)]
 struct Tenant {
-    queue: VecDeque<WorkKey>,
+    /// Queued keys by their oldest unapplied seq (unique within a shard).
+    queue: BTreeMap<u64, WorkKey>,
     deficit: u64,
     /// Whether this tenant got its quantum for the current turn at the head of the round.
     credited: bool,
@@ -166,7 +170,7 @@ impl Scheduler {
                 taken,
             },
         );
-        self.enqueue(entry.key.clone());
+        self.enqueue(entry.key.clone(), entry.seq);
         false
     }
 
@@ -191,9 +195,10 @@ impl Scheduler {
                 if pending.taken.entries.is_empty() {
                     self.pending.remove(&taken.key);
                 } else {
-                    // New events arrived while it ran: reconcile again, after the others queued meanwhile.
+                    // New events arrived while it ran: reconcile again, in the order of those events.
                     pending.state = State::Queued;
-                    self.enqueue(taken.key.clone());
+                    let oldest = pending.taken.entries.first().map_or(0, |(seq, _)| *seq);
+                    self.enqueue(taken.key.clone(), oldest);
                 }
                 taken.entries
             }
@@ -223,10 +228,10 @@ impl Scheduler {
         }
     }
 
-    fn enqueue(&mut self, key: WorkKey) {
+    fn enqueue(&mut self, key: WorkKey, oldest_seq: u64) {
         let name = self.tenant_of(&key);
         let tenant = self.tenants.entry(name.clone()).or_default();
-        tenant.queue.push_back(key);
+        tenant.queue.insert(oldest_seq, key);
         if !tenant.active {
             tenant.active = true;
             self.round.push_back(name);
@@ -245,7 +250,8 @@ impl Scheduler {
                 && matches!(pending.state, State::Delayed)
             {
                 pending.state = State::Queued;
-                self.enqueue(key);
+                let oldest = pending.taken.entries.first().map_or(0, |(seq, _)| *seq);
+                self.enqueue(key, oldest);
             }
         }
     }
@@ -271,7 +277,7 @@ impl Scheduler {
             }
             if tenant.deficit >= 1 {
                 tenant.deficit -= 1;
-                let key = tenant.queue.pop_front();
+                let key = tenant.queue.pop_first().map(|(_, key)| key);
                 if tenant.queue.is_empty() {
                     self.round.pop_front();
                     self.tenants.remove(&name);
