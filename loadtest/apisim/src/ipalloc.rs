@@ -414,3 +414,95 @@ mod tests {
         assert_eq!(p.allocated_count(), 3);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Allocate,
+        Specific(u32),
+        Release(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => Just(Op::Allocate),
+            1 => (0u32..20).prop_map(Op::Specific),
+            2 => (0u32..20).prop_map(Op::Release),
+        ]
+    }
+
+    proptest! {
+        /// Against a model set: no address is handed out twice, reserved addresses never come from
+        /// `allocate`, and the allocator agrees with the model after every step.
+        #[test]
+        fn ip_allocator_matches_a_model(ops in proptest::collection::vec(op(), 0..60)) {
+            // 10.0.0.0/28: .0 network, .1 kubernetes, .2-.14 allocatable, .15 broadcast.
+            let mut a = match IpAllocator::new("10.0.0.0/28") {
+                Ok(a) => a,
+                Err(e) => return Err(TestCaseError::fail(e.to_string())),
+            };
+            let mut model: BTreeSet<u32> = BTreeSet::new();
+            for op in ops {
+                match op {
+                    Op::Allocate => match a.allocate() {
+                        Ok(ip) => {
+                            let last = ip.octets()[3] as u32;
+                            prop_assert!((2..=14).contains(&last), "{ip}");
+                            prop_assert!(model.insert(last), "{ip} handed out twice");
+                        }
+                        Err(AllocError::Full) => {
+                            prop_assert_eq!(model.iter().filter(|o| (2..=14).contains(*o)).count(), 13);
+                        }
+                        Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                    },
+                    Op::Specific(o) => {
+                        let r = a.allocate_specific(&format!("10.0.0.{o}"));
+                        match r {
+                            Ok(_) => prop_assert!((1..=14).contains(&o) && model.insert(o)),
+                            Err(AllocError::Allocated { .. }) => prop_assert!(model.contains(&o)),
+                            Err(AllocError::IpOutOfRange { .. }) => prop_assert!(!(1..=14).contains(&o)),
+                            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                        }
+                    }
+                    Op::Release(o) => {
+                        prop_assert_eq!(a.release(&format!("10.0.0.{o}")), model.remove(&o));
+                    }
+                }
+                prop_assert_eq!(a.allocated_count(), model.len());
+            }
+        }
+
+        #[test]
+        fn port_allocator_never_duplicates(ops in proptest::collection::vec(op(), 0..60)) {
+            let mut p = PortAllocator::new(30000, 30009);
+            let mut model: BTreeSet<u16> = BTreeSet::new();
+            for op in ops {
+                match op {
+                    Op::Allocate => match p.allocate() {
+                        Ok(port) => prop_assert!(model.insert(port)),
+                        Err(AllocError::Full) => prop_assert_eq!(model.len(), 10),
+                        Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                    },
+                    Op::Specific(o) => {
+                        let port = 29995 + o as u16;
+                        match p.allocate_specific(port) {
+                            Ok(_) => prop_assert!(model.insert(port)),
+                            Err(AllocError::Allocated { .. }) => prop_assert!(model.contains(&port)),
+                            Err(AllocError::PortOutOfRange { .. }) => prop_assert!(!(30000..=30009).contains(&port)),
+                            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                        }
+                    }
+                    Op::Release(o) => {
+                        let port = 29995 + o as u16;
+                        prop_assert_eq!(p.release(port), model.remove(&port));
+                    }
+                }
+                prop_assert_eq!(p.allocated_count(), model.len());
+            }
+        }
+    }
+}

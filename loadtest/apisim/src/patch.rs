@@ -1067,3 +1067,102 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-5i64..5).prop_map(Value::from),
+            "[a-c]{0,2}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-c$]{1,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn object() -> impl Strategy<Value = Value> {
+        proptest::collection::btree_map("[a-c]{1,2}", any_json(), 0..4)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        #[test]
+        fn merge_patch_is_idempotent(target in any_json(), patch in any_json()) {
+            let mut once = target.clone();
+            merge_patch(&mut once, &patch);
+            let mut twice = once.clone();
+            merge_patch(&mut twice, &patch);
+            prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn merge_patch_result_has_no_patch_nulls(target in object(), patch in object()) {
+            let mut out = target.clone();
+            merge_patch(&mut out, &patch);
+            if let (Value::Object(out), Value::Object(p)) = (&out, &patch) {
+                for (k, v) in p {
+                    if v.is_null() {
+                        prop_assert!(!out.contains_key(k));
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn json_patch_never_panics_and_is_atomic(doc in any_json(), ops in proptest::collection::vec((0..7usize, "(/[a-c0-9-]{0,2}){0,3}", "(/[a-c0-9-]{0,2}){0,3}", any_json()), 0..5)) {
+            let names = ["add", "remove", "replace", "move", "copy", "test", "bogus"];
+            let ops: Vec<Value> = ops
+                .into_iter()
+                .map(|(op, path, from, value)| json!({"op": names[op], "path": path, "from": from, "value": value}))
+                .collect();
+            let mut out = doc.clone();
+            if json_patch(&mut out, &Value::Array(ops)).is_err() {
+                prop_assert_eq!(out, doc, "a failed patch leaves the document unchanged");
+            }
+        }
+
+        #[test]
+        fn strategic_merge_never_panics(kind in prop_oneof![Just("Pod"), Just("Deployment"), Just("Widget")], target in any_json(), patch in any_json()) {
+            let mut out = target;
+            let _ = strategic_merge_patch(kind, &mut out, &patch);
+        }
+
+        #[test]
+        fn keyed_lists_hold_each_key_once(
+            existing in proptest::collection::btree_set("[a-d]", 0..4),
+            patched in proptest::collection::vec("[a-f]", 0..5),
+        ) {
+            let containers: Vec<Value> = existing.iter().map(|n| json!({"name": n, "image": "old"})).collect();
+            let patch_list: Vec<Value> = patched.iter().map(|n| json!({"name": n, "image": "new"})).collect();
+            let mut pod = json!({"spec": {"containers": containers}});
+            let result = strategic_merge_patch("Pod", &mut pod, &json!({"spec": {"containers": patch_list}}));
+            prop_assert!(result.is_ok());
+            let names: Vec<&str> = pod["spec"]["containers"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+                .unwrap_or_default();
+            let mut expected: Vec<&str> = existing.iter().map(String::as_str).collect();
+            for n in &patched {
+                if !expected.contains(&n.as_str()) {
+                    expected.push(n);
+                }
+            }
+            prop_assert_eq!(&names, &expected);
+            for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+                let name = c["name"].as_str().unwrap_or("");
+                let want = if patched.iter().any(|p| p == name) { "new" } else { "old" };
+                prop_assert_eq!(c["image"].as_str(), Some(want));
+            }
+        }
+    }
+}

@@ -143,6 +143,35 @@ impl LabelSelector {
     }
 }
 
+impl std::fmt::Display for Requirement {
+    /// Canonical text that parses back to the same requirement: `k in (a,b)`, `k notin (a)`, `k`, `!k`,
+    /// `k>1`, `k<1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values = self.values.join(",");
+        match self.op {
+            LabelOp::In => write!(f, "{} in ({values})", self.key),
+            LabelOp::NotIn => write!(f, "{} notin ({values})", self.key),
+            LabelOp::Exists => write!(f, "{}", self.key),
+            LabelOp::DoesNotExist => write!(f, "!{}", self.key),
+            LabelOp::GreaterThan => write!(f, "{}>{values}", self.key),
+            LabelOp::LessThan => write!(f, "{}<{values}", self.key),
+        }
+    }
+}
+
+impl std::fmt::Display for LabelSelector {
+    /// The requirements joined by `,`; parses back to an equal selector.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, r) in self.requirements.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok {
     Error,
@@ -872,6 +901,8 @@ mod tests {
         assert!(!sel("n<3").matches(&l));
         assert!(!sel("m>3").matches(&l));
         assert!(err("n>x").contains("for 'Gt', 'Lt' operators, the value must be an integer"));
+        // The value is also a label value, so negative numbers are rejected (as by the real parser).
+        assert!(err("n>-1").contains("a valid label must be an empty string"));
     }
 
     #[test]
@@ -1077,5 +1108,120 @@ mod tests {
         let obj = json!({"metadata": {"labels": {"a": "1", "b": 2}}});
         assert_eq!(object_labels(&obj), labels(&[("a", "1")]));
         assert!(object_labels(&json!({})).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][a-z0-9]{0,6}",
+            "[a-z]{1,5}\\.example\\.com/[A-Za-z][A-Za-z0-9_.-]{0,5}[A-Za-z0-9]",
+        ]
+        .prop_filter("not a keyword", |k| k != "in" && k != "notin")
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[A-Za-z0-9]([A-Za-z0-9_.-]{0,6}[A-Za-z0-9])?"
+        ]
+    }
+
+    fn requirement() -> impl Strategy<Value = Requirement> {
+        (
+            key(),
+            0..6usize,
+            proptest::collection::btree_set(value(), 1..4),
+            0i64..50,
+        )
+            .prop_map(|(key, op, values, n)| {
+                let values: Vec<String> = values.into_iter().collect();
+                match op {
+                    0 => Requirement {
+                        key,
+                        op: LabelOp::In,
+                        values,
+                    },
+                    1 => Requirement {
+                        key,
+                        op: LabelOp::NotIn,
+                        values,
+                    },
+                    2 => Requirement {
+                        key,
+                        op: LabelOp::Exists,
+                        values: vec![],
+                    },
+                    3 => Requirement {
+                        key,
+                        op: LabelOp::DoesNotExist,
+                        values: vec![],
+                    },
+                    4 => Requirement {
+                        key,
+                        op: LabelOp::GreaterThan,
+                        values: vec![n.to_string()],
+                    },
+                    _ => Requirement {
+                        key,
+                        op: LabelOp::LessThan,
+                        values: vec![n.to_string()],
+                    },
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn label_parser_never_panics(input in "\\PC{0,40}") {
+            let _ = LabelSelector::parse(&input);
+        }
+
+        #[test]
+        fn label_parser_never_panics_on_selector_alphabet(input in "[a-z!=(),<> in]{0,30}") {
+            let _ = LabelSelector::parse(&input);
+        }
+
+        #[test]
+        fn field_parser_never_panics(input in "\\PC{0,40}") {
+            let _ = FieldSelector::parse(&input);
+        }
+
+        #[test]
+        fn display_round_trips(reqs in proptest::collection::vec(requirement(), 0..5)) {
+            let mut reqs = reqs;
+            reqs.sort_by(|a, b| a.key.cmp(&b.key));
+            let sel = LabelSelector { requirements: reqs };
+            let text = sel.to_string();
+            let parsed = LabelSelector::parse(&text);
+            prop_assert_eq!(parsed.as_ref().ok(), Some(&sel), "{}", text);
+        }
+
+        #[test]
+        fn a_map_selector_matches_its_own_labels(
+            labels in proptest::collection::btree_map(key(), value(), 0..5),
+        ) {
+            prop_assert!(LabelSelector::from_map(&labels).matches(&labels));
+            let text = LabelSelector::from_map(&labels).to_string();
+            let parsed = LabelSelector::parse(&text);
+            prop_assert!(parsed.is_ok_and(|s| s.matches(&labels)), "{}", text);
+        }
+
+        #[test]
+        fn in_and_notin_are_complements(req in requirement(), labels in proptest::collection::btree_map(key(), value(), 0..5)) {
+            let flipped = match req.op {
+                LabelOp::In => LabelOp::NotIn,
+                LabelOp::NotIn => LabelOp::In,
+                LabelOp::Exists => LabelOp::DoesNotExist,
+                LabelOp::DoesNotExist => LabelOp::Exists,
+                _ => return Ok(()),
+            };
+            let other = Requirement { op: flipped, ..req.clone() };
+            prop_assert_ne!(req.matches(&labels), other.matches(&labels));
+        }
     }
 }

@@ -627,3 +627,31 @@ mod tests {
         assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn validators_never_panic(input in "\\PC{0,80}") {
+            for plural in ["pods", "namespaces", "services", "roles"] {
+                let _ = validate_name(plural, &input);
+            }
+            let _ = qualified_name_errors(&input);
+            let _ = label_value_errors(&input);
+        }
+
+        /// Names built from the DNS-1123 grammar are accepted; adding an uppercase letter is rejected.
+        #[test]
+        fn grammar_names_are_accepted(labels in proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", 1..4)) {
+            let name = labels.join(".");
+            prop_assert!(validate_name("pods", &name).is_ok(), "{}", name);
+            let upper = format!("{name}A");
+            prop_assert!(validate_name("pods", &upper).is_err());
+            let ns = &labels[0];
+            prop_assert!(validate_name("namespaces", ns).is_ok(), "{}", ns);
+        }
+    }
+}
