@@ -457,3 +457,45 @@ async fn pod_is_not_placed_in_a_super_namespace_of_someone_else() -> Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absence_in_a_lagging_view_deletes_nothing() -> Result<()> {
+    let env = Env::start().await?;
+    env.tenant_namespace("web").await?;
+    let t = env.create_tenant_pod(nginx("web", "nginx")).await?;
+    let key = env.pod_key("web", "nginx");
+    env.reconcile(&key).await?;
+    let s = env.run_super_pod("web", "nginx", "node-a").await?;
+    env.settle(&key, 4).await?;
+    let super_ns = env.super_ns("web");
+
+    // The view has not seen the super pod (e.g. a fresh view filled by relists in another order): the
+    // bound tenant pod looks orphaned, but a live read shows its super pod.
+    env.view.record_write(
+        syncer::record::SUPER_CLUSTER,
+        "Pod",
+        &super_ns,
+        "nginx",
+        None,
+    )?;
+    env.reconcile_only(&key).await?;
+    let live_t = env.tenant_pods("web").get_opt("nginx").await?;
+    assert_eq!(live_t.and_then(|p| p.metadata.uid), t.metadata.uid);
+
+    // The view has not seen the tenant pod: the super pod looks orphaned, but the tenant pod is there.
+    env.observe(&key).await?;
+    env.view
+        .record_write(env.key(), "Pod", "web", "nginx", None)?;
+    env.reconcile_only(&key).await?;
+    let live_s = env.super_pods("web").get_opt("nginx").await?;
+    assert_eq!(live_s.and_then(|p| p.metadata.uid), s.metadata.uid);
+    assert!(
+        env.super_pods("web")
+            .get("nginx")
+            .await?
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    Ok(())
+}
