@@ -255,6 +255,18 @@ async fn pods_go_down_run_report_back_and_go_away() -> Result<()> {
     })
     .await?;
 
+    // The tenant deletes the namespace: the super namespace goes as well.
+    let namespaces: Api<Namespace> = Api::all(super_client.clone());
+    let super_ns = super_namespace(&key, "web");
+    assert!(namespaces.get_opt(&super_ns).await?.is_some());
+    Api::<Namespace>::all(tenant.clone())
+        .delete("web", &DeleteParams::default())
+        .await?;
+    within(30, "super namespace gone", || async {
+        Ok(namespaces.get_opt(&super_ns).await?.is_none().then_some(()))
+    })
+    .await?;
+
     running.stop().await;
     Ok(())
 }
