@@ -108,15 +108,20 @@ impl SyncError {
 
 impl From<SyncError> for ReconcileError {
     fn from(err: SyncError) -> Self {
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        ReconcileError::new(err.code(), message)
+        ReconcileError::new(err.code(), error_chain(&err))
     }
+}
+
+/// An error and its causes, joined with `: `.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// The reconciler of Namespaces and Pods for every registered tenant.
@@ -266,4 +271,48 @@ impl<'a> Ctx<'a> {
 pub(crate) fn count_write(kind: &'static str, side: &'static str, verb: &'static str) {
     metrics::counter!(METRIC_WRITES_TOTAL, "kind" => kind, "side" => side, "verb" => verb)
         .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_errors_become_bounded_codes_with_the_whole_chain() {
+        let status = kube::core::Status {
+            code: 409,
+            reason: "Conflict".into(),
+            message: "the object has been modified".into(),
+            ..kube::core::Status::default()
+        };
+        let err = SyncError::from(WriteError {
+            verb: "update",
+            kind: KIND_POD,
+            cluster: "k".into(),
+            namespace: "ns".into(),
+            name: "p".into(),
+            source: kube::Error::Api(Box::new(status)),
+        });
+        let rec = ReconcileError::from(err);
+        assert_eq!(rec.code, "conflict");
+        assert!(
+            rec.message
+                .starts_with("failed to update Pod ns/p in cluster k: "),
+            "{}",
+            rec.message
+        );
+        assert!(
+            rec.message.contains("the object has been modified"),
+            "{}",
+            rec.message
+        );
+        assert_eq!(
+            ReconcileError::from(SyncError::UnknownTenant("x".into())).code,
+            "unknown_tenant"
+        );
+        assert_eq!(
+            ReconcileError::from(SyncError::NamespaceMissing("x".into())).code,
+            "not_found"
+        );
+    }
 }

@@ -33,6 +33,9 @@ use super::tenants::TenantInfo;
 pub const REASON_NOT_SUPPORTED: &str = "NotSupported";
 /// Event reason for a tenant pod that cannot be translated.
 pub const REASON_INVALID: &str = "InvalidPod";
+/// Event reason when an API server rejects a translated write as invalid (tried again only when the object
+/// changes).
+pub const REASON_SYNC_REJECTED: &str = "SyncRejected";
 /// Event reason for a tenant pod whose super name is taken by an object the syncer does not own.
 pub const REASON_NAME_CONFLICT: &str = "SuperNameConflict";
 

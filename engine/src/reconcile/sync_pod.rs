@@ -6,21 +6,18 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 
 use super::metadata::{Ownership, ownership};
-use super::pod::{self, PodAction, REASON_INVALID, REASON_NAME_CONFLICT};
+use super::pod::{self, PodAction, REASON_INVALID, REASON_NAME_CONFLICT, REASON_SYNC_REJECTED};
 use super::report::{Subject, report};
-use super::writer::{self, Created, Deleted, Target, WriteError};
+use super::writer::{self, Created, Deleted, Target};
 use super::{
     Ctx, KIND_NAMESPACE, KIND_POD, METRIC_UID_MISMATCH_TOTAL, Read, SyncError, count_write,
+    error_chain,
 };
 use crate::naming::super_namespace;
 use crate::record::SUPER_CLUSTER;
 
 /// Plan → execute rounds before giving up with [`SyncError::Unsettled`] (retried later by the shard).
 pub(crate) const MAX_PASSES: usize = 4;
-
-/// Event reason when an API server rejects a translated write as invalid (not retried until the object
-/// changes).
-pub const REASON_SYNC_REJECTED: &str = "SyncRejected";
 
 /// What to do after executing a plan.
 enum Flow {
@@ -75,7 +72,7 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
             Ok(Flow::Replan) => {}
             Err(SyncError::Write(err)) if err.code() == "invalid" => {
                 let uid = exec.tenant_uid_in_view()?;
-                exec.report(&uid, REASON_SYNC_REJECTED, &error_chain(&err))
+                exec.report(&uid, REASON_SYNC_REJECTED, &error_chain(&*err))
                     .await?;
                 return Ok(());
             }
@@ -87,17 +84,6 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
         namespace: key.namespace.clone(),
         name: key.name.clone(),
     })
-}
-
-fn error_chain(err: &WriteError) -> String {
-    let mut out = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 struct PodSync<'a> {
