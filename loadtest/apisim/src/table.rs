@@ -934,6 +934,7 @@ fn pod_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         reason = s(obj, "/status/reason").to_string();
     }
     let mut restarts = 0i64;
+    let mut last_restart: Option<DateTime<Utc>> = None;
     let mut ready = 0usize;
     let mut initializing = false;
     let init_statuses = arr(obj, "/status/initContainerStatuses");
@@ -966,6 +967,13 @@ fn pod_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         let mut has_running = false;
         for c in arr(obj, "/status/containerStatuses").iter().rev() {
             restarts += n(c, "/restartCount");
+            if let Ok(finished) =
+                DateTime::parse_from_rfc3339(s(c, "/lastState/terminated/finishedAt"))
+            {
+                let finished = finished.with_timezone(&Utc);
+                last_restart =
+                    Some(last_restart.map_or(finished, |l: DateTime<Utc>| l.max(finished)));
+            }
             let waiting = s(c, "/state/waiting/reason");
             let terminated = c.pointer("/state/terminated");
             let term_reason = s(c, "/state/terminated/reason");
@@ -1022,7 +1030,15 @@ fn pod_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         name(obj),
         json!(format!("{ready}/{total}")),
         json!(reason),
-        json!(restarts.to_string()),
+        json!(match last_restart {
+            Some(at) if restarts != 0 => {
+                format!(
+                    "{restarts} ({} ago)",
+                    human_duration(now.signed_duration_since(at))
+                )
+            }
+            _ => restarts.to_string(),
+        }),
         age(obj, now),
         json!(or_none(ip)),
         json!(or_none(s(obj, "/spec/nodeName"))),
@@ -1630,6 +1646,12 @@ mod tests {
             "status": {"phase": "Succeeded", "containerStatuses": [{"name": "a", "state": {"terminated": {"reason": "Completed", "exitCode": 0}}}]}});
         let cells = render_table(&rt("pods", "Pod"), &[done], IncludeObject::None, now());
         assert_eq!(cells["rows"][0]["cells"][2], "Completed");
+        let restarted = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "a", "ready": true, "restartCount": 2,
+                "state": {"running": {}}, "lastState": {"terminated": {"finishedAt": "2025-01-01T11:55:00Z"}}}]}});
+        let cells = render_table(&rt("pods", "Pod"), &[restarted], IncludeObject::None, now());
+        assert_eq!(cells["rows"][0]["cells"][3], "2 (5m ago)");
+        assert_eq!(cells["rows"][0]["cells"][2], "Running");
     }
 
     #[test]
