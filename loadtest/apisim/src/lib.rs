@@ -4,13 +4,28 @@
 //! the custom resources of CRDs created in it), stored as JSON in memory, with the semantics of the real
 //! `kube-apiserver`: one global resourceVersion, list+watch with bookmarks and 410 Gone, conflicts,
 //! finalizers, the status subresource, patches, namespace termination, ClusterIP allocation, and an
-//! optional built-in scheduler + kubelet. Hundreds of instances fit in one process.
+//! optional built-in scheduler + kubelet. Hundreds of instances fit in one process (an idle instance costs
+//! tens of kilobytes and one accept task).
 //!
 //! Module map (data flow of a request):
 //! `server` (HTTP accept loop) → `faults` (injected errors/latency) → `routing` (URL → resource request)
-//! → `handlers` (REST verbs) → `store` (objects with revisions, history) → `watch` (fan-out to watchers).
-//! Helpers: `registry` / `resource_type` (which resources exist), `selectors`, `patch`, `validation`,
-//! `ipalloc`, `table`, `openapi`, `discovery`, `status` (error bodies), `kubelet` (scheduler + kubelet).
+//! → `handlers` (REST verbs; `handlers::strategy` per-type rules, `handlers::admission` service accounts)
+//! → `store` (objects with revisions, history) → `watch` (fan-out to watchers, reading the store's history).
+//! Helpers: `registry` / `resource_type` (which resources exist), `filter` + `selectors` (what a list or
+//! watch selects), `patch`, `validation`, `services` + `ipalloc`, `tables` + `table`, `openapi_routes` +
+//! `openapi`, `discovery`, `status` (error bodies), `admin` (runtime control endpoint). Built-in controllers:
+//! `namespace_lifecycle` (namespace termination), `kubelet` (scheduler + kubelet).
+//!
+//! What is simulated, beyond plain CRUD: defaults and admission for pods (service account token volume,
+//! default tolerations, QoS class), services (ClusterIP/NodePort allocation, defaults) and deployments;
+//! every namespace gets the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap (a placeholder CA);
+//! the `scale` subresource of workloads; CRDs (served at once, `Established`, printer columns, status
+//! subresource). What is not: authentication and authorization (everything is allowed), server-side apply
+//! (415), `fieldValidation=Strict` (unknown fields are kept, not rejected), managedFields, the garbage
+//! collector (`propagationPolicy` is accepted but dependents are never deleted), workload controllers
+//! (deployments do not create replica sets or pods), protobuf and YAML bodies, and core/v1 and
+//! events.k8s.io/v1 Events are stored separately (the real server converts between them). Deleting a CRD
+//! deletes its custom resources at once rather than through a `customresourcecleanup` finalizer.
 
 pub mod admin;
 pub mod discovery;
@@ -209,7 +224,7 @@ impl Simulator {
         self.state.store.object_count()
     }
 
-    /// Stops serving and closes all connections.
+    /// Stops serving, closes all connections and waits until the port is released.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }

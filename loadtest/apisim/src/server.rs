@@ -24,25 +24,30 @@ use crate::{admin, discovery};
 
 /// The accept loop of one instance; dropping it aborts the loop and every connection it served.
 pub struct ServerHandle {
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
     /// Starts accepting on `listener`.
     pub fn spawn(listener: TcpListener, state: Arc<ApiState>) -> ServerHandle {
         let task = tokio::spawn(accept_loop(listener, state));
-        ServerHandle { task }
+        ServerHandle { task: Some(task) }
     }
 
-    /// Stops accepting and closes all connections.
-    pub async fn shutdown(self) {
-        self.task.abort();
+    /// Stops accepting, closes all connections and waits until the listening socket is closed.
+    pub async fn shutdown(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
