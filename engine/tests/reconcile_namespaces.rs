@@ -104,3 +104,17 @@ async fn foreign_super_namespace_is_left_alone() -> Result<()> {
     assert!(s.metadata.deletion_timestamp.is_none());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_the_super_cluster_rejects_is_not_retried() -> Result<()> {
+    // A VC name too long for a label value: the super API server refuses the copy with 422.
+    let env = Env::start_with(|info| info.vc_name = "v".repeat(70)).await?;
+    let tenant_api: Api<Namespace> = Api::all(env.tenant_client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "shop"}}))?;
+    tenant_api.create(&PostParams::default(), &ns).await?;
+    let key = env.namespace_key("shop");
+    env.reconcile(&key).await?;
+    let super_api: Api<Namespace> = Api::all(env.super_client.clone());
+    assert!(super_api.get_opt(&env.super_ns("shop")).await?.is_none());
+    Ok(())
+}

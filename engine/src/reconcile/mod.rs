@@ -108,12 +108,16 @@ impl SyncError {
 
 impl From<SyncError> for ReconcileError {
     fn from(err: SyncError) -> Self {
-        ReconcileError::new(err.code(), error_chain(&err))
+        let message = match &err {
+            SyncError::Write(write) => write.summary(),
+            other => error_chain(other),
+        };
+        ReconcileError::new(err.code(), message)
     }
 }
 
 /// An error and its causes, joined with `: `.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+fn error_chain(err: &dyn std::error::Error) -> String {
     let mut message = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

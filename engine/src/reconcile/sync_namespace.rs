@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 
 use super::namespace::{self, NamespaceAction};
+use super::pod::REASON_SYNC_REJECTED;
 use super::sync_pod::MAX_PASSES;
 use super::writer::{self, Created, Deleted, Target};
 use super::{
@@ -54,9 +55,23 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
         );
         let mut replan = false;
         for action in actions {
-            if sync.run(action).await? {
-                replan = true;
-                break;
+            match sync.run(action).await {
+                Ok(true) => {
+                    replan = true;
+                    break;
+                }
+                Ok(false) => {}
+                Err(SyncError::Write(err)) if err.code() == "invalid" => {
+                    // Retrying the same translation cannot succeed; it is tried again when the tenant
+                    // namespace changes.
+                    tracing::warn!(cluster = %key.cluster, namespace = tenant_ns,
+                        error = %err.summary(), "super cluster rejected the namespace as invalid");
+                    metrics::counter!(METRIC_REPORTS_TOTAL, "kind" => KIND_NAMESPACE,
+                        "reason" => REASON_SYNC_REJECTED)
+                    .increment(1);
+                    return Ok(());
+                }
+                Err(err) => return Err(err),
             }
         }
         if !replan {

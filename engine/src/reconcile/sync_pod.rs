@@ -11,7 +11,6 @@ use super::report::{Subject, report};
 use super::writer::{self, Created, Deleted, Target};
 use super::{
     Ctx, KIND_NAMESPACE, KIND_POD, METRIC_UID_MISMATCH_TOTAL, Read, SyncError, count_write,
-    error_chain,
 };
 use crate::naming::super_namespace;
 use crate::record::SUPER_CLUSTER;
@@ -72,7 +71,7 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
             Ok(Flow::Replan) => {}
             Err(SyncError::Write(err)) if err.code() == "invalid" => {
                 let uid = exec.tenant_uid_in_view()?;
-                exec.report(&uid, REASON_SYNC_REJECTED, &error_chain(&*err))
+                exec.report(&uid, REASON_SYNC_REJECTED, &err.summary())
                     .await?;
                 return Ok(());
             }

@@ -39,6 +39,16 @@ impl WriteError {
         error_code(&self.source)
     }
 
+    /// One line for logs and events: what failed and the API server's message (kube's own rendering of an
+    /// API error repeats the whole status).
+    #[must_use]
+    pub fn summary(&self) -> String {
+        match &self.source {
+            kube::Error::Api(status) => format!("{self}: {} ({})", status.message, status.code),
+            other => format!("{self}: {other}"),
+        }
+    }
+
     /// True for 409 Conflict (stale resourceVersion, failed precondition, already bound).
     #[must_use]
     pub fn is_conflict(&self) -> bool {

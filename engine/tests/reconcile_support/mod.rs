@@ -54,6 +54,11 @@ impl Drop for Env {
 impl Env {
     /// Starts both clusters and registers the tenant.
     pub async fn start() -> Result<Env> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`Env::start`], with the tenant's description adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut TenantInfo)) -> Result<Env> {
         let super_cluster = TestCluster::start().await.context("start super cluster")?;
         let tenant_cluster = TestCluster::start().await.context("start tenant cluster")?;
         let super_client = super_cluster.client().await?;
@@ -65,6 +70,8 @@ impl Env {
             opaque_prefixes: vec!["opaque.example.com/".into()],
             transparent_prefixes: vec![],
         };
+        let mut info = info;
+        adjust(&mut info);
         let writes = Arc::new(AtomicUsize::new(0));
         let tenants = Tenants::new();
         let counted_tenant = counting_client(tenant_cluster.kubeconfig_path(), &writes).await?;
