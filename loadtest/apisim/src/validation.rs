@@ -471,8 +471,259 @@ pub fn invalid_message(kind: &str, name: &str, errs: &[FieldError]) -> String {
     format!("{kind} {} is invalid: {joined}", go_quote(name))
 }
 
+/// Result of checking an object of a built-in kind for fields its Go type does not have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldCheck {
+    /// The kind is known and decoded: these field paths (e.g. `spec.containers[0].imagee`) are unknown.
+    Checked(Vec<String>),
+    /// The kind is not a built-in one this check knows (custom resources), or the object does not decode
+    /// as its type (wrong JSON types); nothing was checked.
+    Unchecked,
+}
+
+/// Unknown fields of an object of a built-in kind, found by decoding it into the typed API struct (which,
+/// like the real server's Go decoding, keeps only known fields) and comparing. The real server drops such
+/// fields (`fieldValidation=Ignore`), drops them with a `Warning` header per field (`Warn`, the default),
+/// or answers 400 (`Strict`, which kubectl sends) with [`strict_decoding_message`].
+///
+/// The types are those of the newest API version known to `k8s-openapi`, so a field added to a built-in
+/// type after the simulated version counts as known. `null` values are never reported (the real decoder
+/// accepts `null` for any field).
+pub fn unknown_fields(group: &str, version: &str, kind: &str, obj: &Value) -> FieldCheck {
+    match typed_round_trip(group, version, kind, obj) {
+        Some(decoded) => {
+            let mut out = Vec::new();
+            collect_unknown(obj, &decoded, "", &mut out);
+            FieldCheck::Checked(out)
+        }
+        None => FieldCheck::Unchecked,
+    }
+}
+
+/// Removes the fields at the given paths (as returned by [`unknown_fields`]) from `obj`.
+pub fn remove_fields(obj: &mut Value, paths: &[String]) {
+    for path in paths {
+        remove_path(obj, path);
+    }
+}
+
+/// The 400 message of a strict create/update: `Pod in version "v1" cannot be handled as a Pod: strict
+/// decoding error: unknown field "spec.foo", unknown field "spec.bar"`.
+pub fn strict_decoding_message(kind: &str, version: &str, unknown: &[String]) -> String {
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {}", go_quote(f)))
+        .collect();
+    format!(
+        "{kind} in version {} cannot be handled as a {kind}: strict decoding error: {}",
+        go_quote(version),
+        fields.join(", ")
+    )
+}
+
+/// The `Warning` header value for one dropped unknown field (`Warn` mode): `299 - "unknown field \"x\""`.
+pub fn unknown_field_warning(path: &str) -> String {
+    format!(
+        "299 - {}",
+        go_quote(&format!("unknown field {}", go_quote(path)))
+    )
+}
+
+fn collect_unknown(input: &Value, decoded: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (input, decoded) {
+        (Value::Object(given), Value::Object(kept)) => {
+            for (key, value) in given {
+                if value.is_null() {
+                    continue;
+                }
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match kept.get(key) {
+                    Some(kept_value) => collect_unknown(value, kept_value, &path, out),
+                    None => out.push(path),
+                }
+            }
+        }
+        (Value::Array(given), Value::Array(kept)) => {
+            for (i, (g, k)) in given.iter().zip(kept).enumerate() {
+                collect_unknown(g, k, &format!("{prefix}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes one `a.b[0].c` path. Keys containing `.` or `[` cannot be addressed this way and are skipped
+/// (map keys such as label names are always known, so they never appear in paths).
+fn remove_path(obj: &mut Value, path: &str) {
+    let mut steps: Vec<(String, Option<usize>)> = Vec::new();
+    for part in path.split('.') {
+        let mut pieces = part.split('[');
+        let name = pieces.next().unwrap_or("").to_string();
+        let mut indices = pieces.filter_map(|p| p.trim_end_matches(']').parse::<usize>().ok());
+        steps.push((name, indices.next()));
+    }
+    let Some((last, last_index)) = steps.pop() else {
+        return;
+    };
+    let mut cur = obj;
+    for (name, index) in steps {
+        let Some(next) = cur.get_mut(&name) else {
+            return;
+        };
+        cur = match index {
+            Some(i) => match next.get_mut(i) {
+                Some(v) => v,
+                None => return,
+            },
+            None => next,
+        };
+    }
+    if last_index.is_none()
+        && let Value::Object(m) = cur
+    {
+        m.remove(&last);
+    }
+}
+
+/// Decodes `obj` as the typed struct of (group, version, kind) and encodes it back; `None` when the kind
+/// is not one of the built-ins below or the object does not decode.
+fn typed_round_trip(group: &str, version: &str, kind: &str, obj: &Value) -> Option<Value> {
+    use k8s_openapi::api;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+
+    fn trip<T: serde::de::DeserializeOwned + serde::Serialize>(obj: &Value) -> Option<Value> {
+        let typed: T = serde_json::from_value(obj.clone()).ok()?;
+        serde_json::to_value(typed).ok()
+    }
+
+    if version != "v1" {
+        return None;
+    }
+    match (group, kind) {
+        ("", "Pod") => trip::<api::core::v1::Pod>(obj),
+        ("", "Service") => trip::<api::core::v1::Service>(obj),
+        ("", "Endpoints") => trip::<api::core::v1::Endpoints>(obj),
+        ("", "ConfigMap") => trip::<api::core::v1::ConfigMap>(obj),
+        ("", "Secret") => trip::<api::core::v1::Secret>(obj),
+        ("", "ServiceAccount") => trip::<api::core::v1::ServiceAccount>(obj),
+        ("", "Node") => trip::<api::core::v1::Node>(obj),
+        ("", "Namespace") => trip::<api::core::v1::Namespace>(obj),
+        ("", "Event") => trip::<api::core::v1::Event>(obj),
+        ("", "PersistentVolumeClaim") => trip::<api::core::v1::PersistentVolumeClaim>(obj),
+        ("", "PersistentVolume") => trip::<api::core::v1::PersistentVolume>(obj),
+        ("", "ReplicationController") => trip::<api::core::v1::ReplicationController>(obj),
+        ("", "ResourceQuota") => trip::<api::core::v1::ResourceQuota>(obj),
+        ("", "LimitRange") => trip::<api::core::v1::LimitRange>(obj),
+        ("", "PodTemplate") => trip::<api::core::v1::PodTemplate>(obj),
+        ("", "Binding") => trip::<api::core::v1::Binding>(obj),
+        ("apps", "Deployment") => trip::<api::apps::v1::Deployment>(obj),
+        ("apps", "ReplicaSet") => trip::<api::apps::v1::ReplicaSet>(obj),
+        ("apps", "StatefulSet") => trip::<api::apps::v1::StatefulSet>(obj),
+        ("apps", "DaemonSet") => trip::<api::apps::v1::DaemonSet>(obj),
+        ("batch", "Job") => trip::<api::batch::v1::Job>(obj),
+        ("batch", "CronJob") => trip::<api::batch::v1::CronJob>(obj),
+        ("coordination.k8s.io", "Lease") => trip::<api::coordination::v1::Lease>(obj),
+        ("events.k8s.io", "Event") => trip::<api::events::v1::Event>(obj),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            trip::<apiextensions::CustomResourceDefinition>(obj)
+        }
+        ("storage.k8s.io", "StorageClass") => trip::<api::storage::v1::StorageClass>(obj),
+        ("scheduling.k8s.io", "PriorityClass") => trip::<api::scheduling::v1::PriorityClass>(obj),
+        ("networking.k8s.io", "Ingress") => trip::<api::networking::v1::Ingress>(obj),
+        ("networking.k8s.io", "IngressClass") => trip::<api::networking::v1::IngressClass>(obj),
+        ("networking.k8s.io", "NetworkPolicy") => trip::<api::networking::v1::NetworkPolicy>(obj),
+        ("policy", "PodDisruptionBudget") => trip::<api::policy::v1::PodDisruptionBudget>(obj),
+        ("rbac.authorization.k8s.io", "Role") => trip::<api::rbac::v1::Role>(obj),
+        ("rbac.authorization.k8s.io", "RoleBinding") => trip::<api::rbac::v1::RoleBinding>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => trip::<api::rbac::v1::ClusterRole>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            trip::<api::rbac::v1::ClusterRoleBinding>(obj)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unknown_fields_are_found_by_path() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"any.key/works": "v"}, "creationTimestamp": null},
+            "spec": {"contaners": [], "containers": [{"name": "c", "image": "i", "imagee": "x",
+                     "ports": [{"containerPort": 80, "bogus": 1}]}]},
+            "extra": true});
+        let FieldCheck::Checked(unknown) = unknown_fields("", "v1", "Pod", &pod) else {
+            panic!("pods are checked");
+        };
+        assert_eq!(
+            unknown,
+            vec![
+                "extra",
+                "spec.containers[0].imagee",
+                "spec.containers[0].ports[0].bogus",
+                "spec.contaners"
+            ]
+        );
+        let mut pruned = pod.clone();
+        remove_fields(&mut pruned, &unknown);
+        assert_eq!(
+            unknown_fields("", "v1", "Pod", &pruned),
+            FieldCheck::Checked(vec![])
+        );
+        assert_eq!(pruned["spec"]["containers"][0]["image"], "i");
+        assert_eq!(pruned["metadata"]["labels"]["any.key/works"], "v");
+    }
+
+    #[test]
+    fn known_objects_have_no_unknown_fields() {
+        let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i",
+                                           "resources": {"limits": {"cpu": "500m"}}}]}}},
+            "status": {"replicas": 0}});
+        assert_eq!(
+            unknown_fields("apps", "v1", "Deployment", &deploy),
+            FieldCheck::Checked(vec![])
+        );
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
+        assert_eq!(
+            unknown_fields("", "v1", "ConfigMap", &cm),
+            FieldCheck::Checked(vec![])
+        );
+    }
+
+    #[test]
+    fn custom_and_undecodable_objects_are_not_checked() {
+        let widget =
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"anything": 1}});
+        assert_eq!(
+            unknown_fields("example.com", "v1", "Widget", &widget),
+            FieldCheck::Unchecked
+        );
+        let wrong_type = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": "not a map"});
+        assert_eq!(
+            unknown_fields("", "v1", "ConfigMap", &wrong_type),
+            FieldCheck::Unchecked
+        );
+    }
+
+    #[test]
+    fn strict_messages_match_the_real_server() {
+        assert_eq!(
+            strict_decoding_message("Pod", "v1", &["spec.contaners".to_string()]),
+            "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"spec.contaners\""
+        );
+        assert_eq!(
+            unknown_field_warning("spec.x"),
+            "299 - \"unknown field \\\"spec.x\\\"\""
+        );
+    }
     use super::*;
 
     #[test]
