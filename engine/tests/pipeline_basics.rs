@@ -258,3 +258,35 @@ async fn unapplied_entries_are_rerouted_when_the_shard_count_changes() {
     pipeline.shutdown();
     assert!(read_unapplied(dir.path()).unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_durability_acknowledges_after_syncing_large_and_small_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = syncer::pipeline::PipelineConfig {
+        durability: syncer::log::Durability::PowerLoss,
+        ..config(dir.path(), 2)
+    };
+    let big = "x".repeat(2 << 20);
+    {
+        let pipeline = Pipeline::start(cfg.clone(), Recording::new()).unwrap();
+        let mut large = pod("t1", "ns", "large", 2);
+        large.object["spec"]["padding"] = json!(big);
+        pipeline
+            .sink()
+            .append(vec![pod("t1", "ns", "small", 1), large], None)
+            .await
+            .unwrap();
+        wait_drained(|| pipeline.stats()).await;
+        pipeline.shutdown();
+    }
+    let pipeline = Pipeline::start(cfg, Recording::new()).unwrap();
+    let view = pipeline.view();
+    let large = view.get("t1", "Pod", "ns", "large").unwrap().unwrap();
+    assert_eq!(
+        large.object["spec"]["padding"].as_str().map(str::len),
+        Some(big.len())
+    );
+    assert!(view.get("t1", "Pod", "ns", "small").unwrap().is_some());
+    drop(view);
+    pipeline.shutdown();
+}

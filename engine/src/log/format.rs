@@ -322,6 +322,19 @@ mod tests {
     }
 
     #[test]
+    fn stored_objects_round_trip_and_expose_their_version_cheaply() {
+        let stored = StoredObject {
+            resource_version: "42".into(),
+            uid: "u-1".into(),
+            object: serde_json::json!({"metadata": {"name": "a"}}),
+        };
+        let bytes = encode_stored(&stored).unwrap_or_default();
+        assert_eq!(decode_stored(&bytes).ok(), Some(stored));
+        assert_eq!(decode_stored_rv(&bytes).ok().as_deref(), Some("42"));
+        assert!(decode_stored(&bytes[..4]).is_err());
+    }
+
+    #[test]
     fn resource_versions_compare_numerically() {
         assert!(not_older("10", "9"));
         assert!(!not_older("9", "10"));
