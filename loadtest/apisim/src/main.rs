@@ -27,6 +27,10 @@ Table output and OpenAPI documents for kubectl; optionally a scheduler + kubelet
 simulated nodes and report them Running (--nodes), and injected faults (--fault-500, --fault-429,
 --latency-ms).
 
+Run-time control of each instance: GET/PUT /apisim/v1/faults (JSON fault configuration, e.g.
+{\"error500Fraction\": 0.1, \"watchCutAfterEvents\": 100}), POST /apisim/v1/force-gone (the next watch gets
+410 Gone), POST /apisim/v1/compact (forget watch history).
+
 What is not: TLS, authentication, authorization and admission (every request is allowed), server-side
 apply, protobuf, garbage collection of dependents (propagationPolicy is accepted but owners' dependents
 are not deleted), controllers other than namespace termination and the optional scheduler/kubelet, and
