@@ -16,6 +16,15 @@ fn is(rt: &ResourceType, group: &str, plural: &str) -> bool {
     !rt.custom && rt.group == group && rt.plural == plural
 }
 
+/// A string list as Go's `%#v` prints it: `[]string{"a", "b"}`.
+pub(crate) fn go_string_slice(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|i| crate::validation::go_quote(i))
+        .collect();
+    format!("[]string{{{}}}", quoted.join(", "))
+}
+
 /// Makes `v` a JSON object (replacing anything else) and returns its map.
 pub(crate) fn ensure_object(v: &mut Value) -> &mut Map<String, Value> {
     if !v.is_object() {
@@ -221,11 +230,14 @@ fn keep_service_allocations(
             return Err(ApiError::invalid(
                 rt,
                 &name,
-                vec![ApiError::invalid_value_cause(
-                    "spec.clusterIPs[0]",
-                    &new_ip,
-                    "may not change once set",
-                )],
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!(
+                        "Invalid value: {}: may not change once set",
+                        go_string_slice(&[new_ip.clone()])
+                    ),
+                    field: "spec.clusterIPs[0]".into(),
+                }],
             ));
         }
         for key in ["ipFamilies", "ipFamilyPolicy"] {
@@ -578,15 +590,31 @@ pub(super) fn prepare_update(
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let added = meta
+        let mut added: Vec<String> = meta
             .get("finalizers")
             .and_then(Value::as_array)
-            .is_some_and(|f| f.iter().any(|x| !old_fin.contains(x)));
-        if added {
-            return Err(ApiError::forbidden(
+            .map(|f| {
+                f.iter()
+                    .filter(|x| !old_fin.contains(x))
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        added.sort();
+        added.dedup();
+        if !added.is_empty() {
+            return Err(ApiError::invalid(
                 rt,
                 &name,
-                "no new finalizers can be added if the object is being deleted",
+                vec![Cause {
+                    reason: "FieldValueForbidden".into(),
+                    message: format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new \
+                         finalizers {}",
+                        go_string_slice(&added)
+                    ),
+                    field: "metadata.finalizers".into(),
+                }],
             ));
         }
     }
@@ -656,7 +684,7 @@ mod tests {
     }
 
     #[test]
-    fn uid_change_is_invalid_and_finalizers_cannot_grow_while_deleting() {
+    fn uid_change_and_new_finalizers_while_deleting_are_invalid() {
         let cm = builtin("", "configmaps").expect("cm");
         let old = json!({"metadata": {"name": "c", "uid": "u1", "deletionTimestamp": "2024-01-01T00:00:00Z", "finalizers": ["a"]}});
         let mut other_uid = json!({"metadata": {"name": "c", "uid": "u2"}});
@@ -666,13 +694,15 @@ mod tests {
                 .code,
             422
         );
-        let mut more = json!({"metadata": {"name": "c", "finalizers": ["a", "b"]}});
+        let mut more = json!({"metadata": {"name": "c", "finalizers": ["a", "c", "b"]}});
+        let err = prepare_update(&cm, WriteScope::Main, &old, &mut more).unwrap_err();
+        assert_eq!((err.code, err.reason), (422, "Invalid"));
         assert_eq!(
-            prepare_update(&cm, WriteScope::Main, &old, &mut more)
-                .unwrap_err()
-                .code,
-            403
+            err.message,
+            "ConfigMap \"c\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the \
+             object is being deleted, found new finalizers []string{\"b\", \"c\"}"
         );
+        assert_eq!(err.details.causes[0].reason, "FieldValueForbidden");
         let mut fewer = json!({"metadata": {"name": "c", "finalizers": []}});
         prepare_update(&cm, WriteScope::Main, &old, &mut fewer)
             .expect("removing finalizers is allowed");

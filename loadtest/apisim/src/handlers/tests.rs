@@ -406,6 +406,8 @@ async fn namespace_termination_deletes_content_then_the_namespace() {
         s["message"],
         "secrets \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"
     );
+    assert_eq!(s["details"]["causes"][0]["reason"], "NamespaceTerminating");
+    assert_eq!(s["details"]["causes"][0]["field"], "metadata.namespace");
     let free_gone = eventually(Duration::from_secs(5), async || {
         call(&st, Method::GET, &format!("{team_cms}/free"), Value::Null)
             .await
@@ -914,4 +916,38 @@ async fn namespaces_get_a_default_service_account_that_pods_use() {
         s["message"],
         "pods \"r\" is forbidden: error looking up service account team/builder: serviceaccount \"builder\" not found"
     );
+}
+
+#[tokio::test]
+async fn a_recreated_namespace_starts_with_only_its_defaults() {
+    let st = state();
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "again"}});
+    call(&st, Method::POST, "/api/v1/namespaces", ns.clone()).await;
+    let cms = "/api/v1/namespaces/again/configmaps";
+    let old = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "old"}});
+    assert_eq!(call(&st, Method::POST, cms, old).await.0, 201);
+    call(&st, Method::DELETE, "/api/v1/namespaces/again", Value::Null).await;
+    let gone = eventually(Duration::from_secs(5), async || {
+        call(&st, Method::GET, "/api/v1/namespaces/again", Value::Null)
+            .await
+            .0
+            == 404
+    })
+    .await;
+    assert!(gone);
+    assert!(
+        st.store.keys("/configmaps", Some("again")).is_empty(),
+        "contents go before the namespace"
+    );
+    call(&st, Method::POST, "/api/v1/namespaces", ns).await;
+    let (_, list) = call(&st, Method::GET, cms, Value::Null).await;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["metadata"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names, vec!["kube-root-ca.crt"]);
 }

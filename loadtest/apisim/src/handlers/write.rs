@@ -131,13 +131,19 @@ fn prepare_new(
             .pointer("/metadata/deletionTimestamp")
             .is_some()
         {
-            return Err(ApiError::forbidden(
+            let mut err = ApiError::forbidden(
                 rt,
                 &name,
                 &format!(
                     "unable to create new content in namespace {ns} because it is being terminated"
                 ),
-            ));
+            );
+            err.details.causes.push(Cause {
+                reason: "NamespaceTerminating".into(),
+                message: format!("namespace {ns} is being terminated"),
+                field: "metadata.namespace".into(),
+            });
+            return Err(err);
         }
     }
     if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
