@@ -311,12 +311,14 @@ fn plan_both(t: &Pod, s: &Pod, tenant: &TenantInfo, super_namespace: &str) -> Ve
             });
         }
     } else if deleting(s) {
-        if node_name(t).is_some() {
-            actions.push(PodAction::DeleteTenant {
-                grace: s.metadata.deletion_grace_period_seconds.unwrap_or(0),
-                verify_super_gone: false,
-            });
+        if node_name(t).is_none() {
+            // Not bound yet: this super pod is going away and will be replaced; nothing of it flows up.
+            return actions;
         }
+        actions.push(PodAction::DeleteTenant {
+            grace: s.metadata.deletion_grace_period_seconds.unwrap_or(0),
+            verify_super_gone: false,
+        });
     } else if let Ok(desired) = translate(t, tenant, super_namespace)
         && let Some(updated) = super_update(&desired, s, tenant)
     {
@@ -554,6 +556,27 @@ mod tests {
             run(Some(&t), None).as_slice(),
             [PodAction::CreateSuper(_)]
         ));
+    }
+
+    #[test]
+    fn graceful_super_deletion_is_mirrored_on_a_bound_tenant_pod_only() {
+        let t = tenant_pod();
+        let mut s = scheduled(super_pod_of(&t));
+        let bound = synced_tenant(&t, &s);
+        s.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        s.metadata.deletion_grace_period_seconds = Some(30);
+        assert_eq!(
+            run(Some(&bound), Some(&s)),
+            vec![PodAction::DeleteTenant {
+                grace: 30,
+                verify_super_gone: false
+            }]
+        );
+        // Not bound: nothing flows up from a super pod that is going away (no binding to a node it is
+        // leaving); once it is gone the super pod is created again.
+        assert_eq!(run(Some(&t), Some(&s)), Vec::new());
     }
 
     #[test]
