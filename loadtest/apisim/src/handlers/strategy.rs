@@ -234,7 +234,7 @@ fn keep_service_allocations(
                     reason: "FieldValueInvalid".into(),
                     message: format!(
                         "Invalid value: {}: may not change once set",
-                        go_string_slice(&[new_ip.clone()])
+                        go_string_slice(std::slice::from_ref(&new_ip))
                     ),
                     field: "spec.clusterIPs[0]".into(),
                 }],
