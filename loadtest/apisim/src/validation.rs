@@ -423,7 +423,7 @@ pub fn annotation_field_errors(annotations: &BTreeMap<String, String>) -> Vec<Fi
             error_type: FieldErrorType::TooLong,
             field: "metadata.annotations".to_string(),
             value: None,
-            detail: format!("may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
+            detail: format!("must have at most {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
         });
     }
     errs
@@ -871,6 +871,10 @@ mod tests {
         let errs = validate_metadata("pods", &big);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].error_type, FieldErrorType::TooLong);
+        assert_eq!(
+            errs[0].message(),
+            "metadata.annotations: Too long: must have at most 262144 bytes"
+        );
     }
 
     #[test]
