@@ -146,13 +146,32 @@ fn pod(name: &str) -> anyhow::Result<Pod> {
     .context("bench pod does not deserialize")
 }
 
-/// Creates `count` pods named `{prefix}-{i}` with `writers` concurrent writers; returns elapsed time.
+/// Time taken by a batch of creates and the latency of each request.
+struct CreateRun {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl CreateRun {
+    /// The `q` quantile (0..=1) of request latency, in milliseconds.
+    fn latency_ms(&self, q: f64) -> f64 {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        let Some(last) = sorted.len().checked_sub(1) else {
+            return 0.0;
+        };
+        let idx = ((last as f64) * q).round() as usize;
+        sorted[idx.min(last)].as_secs_f64() * 1000.0
+    }
+}
+
+/// Creates `count` pods named `{prefix}-{i}` with `writers` concurrent writers.
 async fn create_pods(
     api: &Api<Pod>,
     prefix: &str,
     count: usize,
     writers: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<CreateRun> {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -161,21 +180,29 @@ async fn create_pods(
         let next = next.clone();
         let prefix = prefix.to_string();
         tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
-                    return Ok::<(), anyhow::Error>(());
+                    return Ok::<Vec<Duration>, anyhow::Error>(latencies);
                 }
-                api.create(&PostParams::default(), &pod(&format!("{prefix}-{i}"))?)
+                let body = pod(&format!("{prefix}-{i}"))?;
+                let sent = Instant::now();
+                api.create(&PostParams::default(), &body)
                     .await
                     .with_context(|| format!("create {prefix}-{i}"))?;
+                latencies.push(sent.elapsed());
             }
         }));
     }
+    let mut latencies = Vec::with_capacity(count);
     for t in tasks {
-        t.await.context("writer task panicked")??;
+        latencies.extend(t.await.context("writer task panicked")??);
     }
-    Ok(start.elapsed())
+    Ok(CreateRun {
+        elapsed: start.elapsed(),
+        latencies,
+    })
 }
 
 async fn current_rv(api: &Api<Pod>) -> anyhow::Result<String> {
@@ -237,7 +264,8 @@ async fn throughput_part() -> anyhow::Result<Value> {
     create_pods(&api, "warm", 50, WRITERS).await?;
 
     let rv_before = current_rv(&api).await?;
-    let create_elapsed = create_pods(&api, "bench", CREATE_COUNT, WRITERS).await?;
+    let create_run = create_pods(&api, "bench", CREATE_COUNT, WRITERS).await?;
+    let create_elapsed = create_run.elapsed;
     let creates_per_s = CREATE_COUNT as f64 / create_elapsed.as_secs_f64();
     eprintln!("creates: {CREATE_COUNT} in {create_elapsed:?}");
 
@@ -276,6 +304,8 @@ async fn throughput_part() -> anyhow::Result<Value> {
         "creates": CREATE_COUNT,
         "create_seconds": create_elapsed.as_secs_f64(),
         "creates_per_second": creates_per_s,
+        "create_latency_p50_ms": create_run.latency_ms(0.5),
+        "create_latency_p99_ms": create_run.latency_ms(0.99),
         "watchers": WATCHERS,
         "replay_events_delivered": WATCHERS * CREATE_COUNT,
         "replay_seconds": replay_elapsed.as_secs_f64(),
@@ -329,7 +359,7 @@ async fn memory_part() -> anyhow::Result<Value> {
     create_pods(&api, "warm", 50, WRITERS).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_bytes()?;
-    let elapsed = create_pods(&api, "mem", MEM_PODS, WRITERS).await?;
+    let elapsed = create_pods(&api, "mem", MEM_PODS, WRITERS).await?.elapsed;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss_bytes()?;
     let sample = api.get("mem-0").await.context("get a stored pod")?;
@@ -411,6 +441,14 @@ fn print_table(r: &Value) {
         (
             format!("pod creates/s ({} writers, kube::Client)", t["writers"]),
             num(&t["creates_per_second"], 0),
+        ),
+        (
+            "pod create latency p50 / p99 (ms)".to_string(),
+            format!(
+                "{} / {}",
+                num(&t["create_latency_p50_ms"], 2),
+                num(&t["create_latency_p99_ms"], 2)
+            ),
         ),
         (
             format!("watch events/s to {} watchers, replay", t["watchers"]),
