@@ -201,6 +201,7 @@ fn reroute(db: &sled::Db, shards: u16) -> Result<(), LogError> {
 }
 
 /// Every unapplied record in a (closed) data directory, in (shard, seq) order. For tools and tests.
+/// Records of `Added`/`Modified` events come back with `object: null` (the object lives in the view).
 pub fn read_unapplied(data_dir: &Path) -> Result<Vec<Record>, LogError> {
     let (db, db_dir) = open_db(data_dir, 8 * 1024 * 1024)?;
     check_format(&db, &db_dir)?;
