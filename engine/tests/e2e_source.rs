@@ -29,11 +29,17 @@ struct FakeState {
     records: Vec<Record>,
     resume: HashMap<(String, String), String>,
     view: BTreeMap<(String, String, String, String), Known>,
+    /// Relists seen (each relist reads the whole view once, for its deletions).
+    relists: usize,
 }
 
 impl FakeLog {
     fn records(&self) -> Vec<Record> {
         self.state.lock().records.clone()
+    }
+
+    fn relists(&self) -> usize {
+        self.state.lock().relists
     }
 
     fn clear_records(&self) {
@@ -129,10 +135,9 @@ impl SourceLog for FakeLog {
     }
 
     fn known_all(&self, cluster: &str, kind: &str) -> Result<Vec<Known>, PortError> {
-        Ok(self
-            .state
-            .lock()
-            .view
+        let mut s = self.state.lock();
+        s.relists += 1;
+        Ok(s.view
             .iter()
             .filter(|((c, k, _, _), _)| c == cluster && k == kind)
             .map(|(_, v)| v.clone())
@@ -286,6 +291,7 @@ async fn tenant_events_become_records_and_a_restart_resumes_without_relist() -> 
     // While stopped: one more pod. A restart resumes from the resume point: only the new pod appears.
     log.clear_records();
     create_pod(&client, "team", "p9", json!({}), json!({})).await?;
+    let relists_before = log.relists();
     let running = start(vec![tenant_target(client.clone())], &log);
     wait_for("p9 after restart", 20, || {
         count(&log.records(), "Pod", "p9", EventType::Added) == 1
@@ -304,6 +310,7 @@ async fn tenant_events_become_records_and_a_restart_resumes_without_relist() -> 
         0,
         "restart relisted"
     );
+    assert_eq!(log.relists(), relists_before, "restart relisted");
     running.stop().await;
     Ok(())
 }
@@ -420,6 +427,68 @@ async fn super_watch_sees_only_labelled_objects_of_served_tenants() -> Result<()
         records
             .iter()
             .all(|r| r.name != "unrelated" && r.name != "foreign")
+    );
+    running.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn cut_watches_resume_from_the_last_version_without_loss_or_duplicates() -> Result<()> {
+    let tenant = TestCluster::start().await?;
+    let sim = tenant
+        .simulator()
+        .context("this test needs the simulator backend (watch cuts)")?;
+    let client = tenant.client().await?;
+    create_namespace(&client, "team").await?;
+    // Every watch is closed by the server after 3 events (the limit is fixed when a watch opens): the
+    // source must re-watch from the last resourceVersion it appended, each time.
+    sim.faults().set(apisim::faults::FaultConfig {
+        watch_cut_after_events: Some(3),
+        ..Default::default()
+    })?;
+    let log = FakeLog::default();
+    let running = start(vec![tenant_target(client.clone())], &log);
+    wait_for("initial list", 20, || {
+        log.resume(KEY, "Pod").is_some() && log.resume(KEY, "Namespace").is_some()
+    })
+    .await?;
+    for i in 0..20 {
+        create_pod(&client, "team", &format!("c{i}"), json!({}), json!({})).await?;
+    }
+    wait_for("20 pods through cut watches", 30, || {
+        let r = log.records();
+        (0..20).all(|i| count(&r, "Pod", &format!("c{i}"), EventType::Added) >= 1)
+    })
+    .await?;
+    let records = log.records();
+    for i in 0..20 {
+        assert_eq!(
+            count(&records, "Pod", &format!("c{i}"), EventType::Added),
+            1,
+            "c{i} recorded twice: a re-watch did not resume from the last version"
+        );
+    }
+    // The next re-watch is answered 410 Gone: the source relists, and the diff against the view records
+    // only what changed (the new pod), not the 20 it already has.
+    let relists_before = log.relists();
+    sim.faults().force_gone_next_watch();
+    for i in 20..24 {
+        create_pod(&client, "team", &format!("c{i}"), json!({}), json!({})).await?;
+    }
+    wait_for("pods after the forced 410", 30, || {
+        let r = log.records();
+        (20..24).all(|i| count(&r, "Pod", &format!("c{i}"), EventType::Added) >= 1)
+    })
+    .await?;
+    let records = log.records();
+    for i in 0..24 {
+        let n = count(&records, "Pod", &format!("c{i}"), EventType::Added)
+            + count(&records, "Pod", &format!("c{i}"), EventType::Modified);
+        assert_eq!(n, 1, "c{i} recorded {n} times across the relist");
+    }
+    assert!(
+        log.relists() > relists_before,
+        "the forced 410 did not cause a relist"
     );
     running.stop().await;
     Ok(())
