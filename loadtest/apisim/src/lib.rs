@@ -41,6 +41,7 @@ pub mod patch;
 pub mod registry;
 pub mod resource_type;
 pub mod routing;
+pub mod schema;
 pub mod selectors;
 pub mod server;
 pub mod services;

@@ -180,6 +180,8 @@ struct CustomEntry {
     crd_name: String,
     /// Versions in the CRD's order; the storage/preferred one is listed first by `set_crd`.
     types: Vec<Arc<ResourceType>>,
+    /// `openAPIV3Schema` per version name.
+    schemas: Vec<(String, Arc<serde_json::Value>)>,
 }
 
 impl Registry {
@@ -251,17 +253,46 @@ impl Registry {
         out
     }
 
-    /// Installs (or replaces) the types defined by one CRD.
-    pub fn set_crd(&self, crd_name: &str, types: Vec<ResourceType>) {
+    /// Installs (or replaces) the types defined by one CRD, with each version's `openAPIV3Schema`.
+    pub fn set_crd(
+        &self,
+        crd_name: &str,
+        types: Vec<ResourceType>,
+        schemas: Vec<(String, serde_json::Value)>,
+    ) {
         let mut custom = self.custom.write();
         let types: Vec<Arc<ResourceType>> = types.into_iter().map(Arc::new).collect();
+        let schemas: Vec<(String, Arc<serde_json::Value>)> =
+            schemas.into_iter().map(|(v, s)| (v, Arc::new(s))).collect();
         match custom.iter_mut().find(|e| e.crd_name == crd_name) {
-            Some(entry) => entry.types = types,
+            Some(entry) => {
+                entry.types = types;
+                entry.schemas = schemas;
+            }
             None => custom.push(CustomEntry {
                 crd_name: crd_name.to_string(),
                 types,
+                schemas,
             }),
         }
+    }
+
+    /// The `openAPIV3Schema` of a custom resource version, if its CRD gives one.
+    pub fn schema(&self, rt: &ResourceType) -> Option<Arc<serde_json::Value>> {
+        if !rt.custom {
+            return None;
+        }
+        let custom = self.custom.read();
+        custom
+            .iter()
+            .filter(|e| {
+                e.types
+                    .iter()
+                    .any(|t| t.group == rt.group && t.plural == rt.plural)
+            })
+            .flat_map(|e| e.schemas.iter())
+            .find(|(v, _)| *v == rt.version)
+            .map(|(_, s)| s.clone())
     }
 
     /// Removes the types of a CRD; returns whether it was installed.
@@ -314,7 +345,7 @@ mod tests {
         rt.plural = "widgets".into();
         rt.kind = "Widget".into();
         rt.custom = true;
-        reg.set_crd("widgets.example.com", vec![rt]);
+        reg.set_crd("widgets.example.com", vec![rt], Vec::new());
         assert!(reg.lookup("example.com", "v1", "widgets").is_some());
         assert!(reg.groups().iter().any(|g| g.name == "example.com"));
         assert!(reg.plural_taken("example.com", "widgets", "other"));

@@ -53,6 +53,15 @@ pub fn qualified_resource(rt: &ResourceType) -> String {
     }
 }
 
+/// The kind as the real server names it in 422 messages: `Pod`, `Deployment.apps`, `Widget.example.com`.
+pub fn qualified_kind(rt: &ResourceType) -> String {
+    if rt.group.is_empty() {
+        rt.kind.clone()
+    } else {
+        format!("{}.{}", rt.kind, rt.group)
+    }
+}
+
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -157,7 +166,7 @@ impl ApiError {
         let mut err = ApiError::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {joined}", rt.kind),
+            format!("{} \"{name}\" is invalid: {joined}", qualified_kind(rt)),
         );
         err.details.name = Some(name.to_string());
         err.details.group = Some(rt.group.clone());

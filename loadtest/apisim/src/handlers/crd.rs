@@ -154,10 +154,51 @@ pub(crate) fn types_of(crd: &Value) -> Vec<ResourceType> {
         .collect()
 }
 
+/// The `openAPIV3Schema` of each version.
+fn schemas_of(crd: &Value) -> Vec<(String, Value)> {
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .filter_map(|v| {
+                    let schema = v.pointer("/schema/openAPIV3Schema")?.clone();
+                    Some((str_at(v, "/name").to_string(), schema))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Drops the fields a custom resource's schema does not know (done first, like the real decoder).
+pub(crate) fn prune(state: &Arc<ApiState>, rt: &ResourceType, obj: &mut Value) {
+    if let Some(schema) = state.registry.schema(rt) {
+        crate::schema::prune(&schema, obj);
+    }
+}
+
+/// Validates a custom resource against its schema (done last, after the strategy): 422 on violations.
+pub(crate) fn validate_object(
+    state: &Arc<ApiState>,
+    rt: &ResourceType,
+    obj: &Value,
+) -> Result<(), ApiError> {
+    let Some(schema) = state.registry.schema(rt) else {
+        return Ok(());
+    };
+    let causes = crate::schema::validate(&schema, obj);
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(rt, str_at(obj, "/metadata/name"), causes))
+    }
+}
+
 /// Serves the CRD's types and records `NamesAccepted`/`Established` in its status.
 pub(crate) fn establish(state: &Arc<ApiState>, rt: &ResourceType, crd: &Value) {
     let name = str_at(crd, "/metadata/name").to_string();
-    state.registry.set_crd(&name, types_of(crd));
+    state
+        .registry
+        .set_crd(&name, types_of(crd), schemas_of(crd));
     let mut accepted = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
     if str_at(&accepted, "/listKind").is_empty() {
         accepted["listKind"] = json!(format!("{}List", str_at(&accepted, "/kind")));

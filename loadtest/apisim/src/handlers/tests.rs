@@ -636,7 +636,9 @@ async fn crds_serve_custom_resources() {
         "spec": {"group": "example.com", "scope": "Namespaced",
                  "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
                  "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
-                               "schema": {"openAPIV3Schema": {"type": "object"}}}]},
+                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                   "spec": {"type": "object", "properties": {"size": {"type": "integer", "minimum": 1}}},
+                                   "status": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}}}}]},
     });
     let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
     assert_eq!(call(&st, Method::POST, crds, crd).await.0, 201);
@@ -673,10 +675,31 @@ async fn crds_serve_custom_resources() {
         &st,
         Method::PATCH,
         &format!("{widgets}/w"),
-        json!({"spec": {"size": 2}}),
+        json!({"spec": {"size": 2, "unknown": true}}),
     )
     .await;
-    assert_eq!(updated["metadata"]["generation"], 2);
+    assert_eq!(
+        updated["spec"],
+        json!({"size": 2}),
+        "unknown fields are pruned"
+    );
+    let (code, bad) = call(
+        &st,
+        Method::PATCH,
+        &format!("{widgets}/w"),
+        json!({"spec": {"size": 0}}),
+    )
+    .await;
+    assert_eq!(
+        (code, bad["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{bad}"
+    );
+    assert_eq!(
+        bad["message"],
+        "Widget.example.com \"w\" is invalid: spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+    );
+    assert_eq!(updated["metadata"]["generation"], 2, "{updated} {created}");
     let smp = crate::handlers::handle(
         &st,
         crate::handlers::ApiRequest {

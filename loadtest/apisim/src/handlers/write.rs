@@ -152,12 +152,25 @@ fn prepare_new(
     if !rt.custom && rt.group.is_empty() && rt.plural == "pods" {
         super::admission::admit_pod(state, rt, &mut obj)?;
     }
+    if rt.custom {
+        super::crd::prune(state, rt, &mut obj);
+    }
     if dry_run {
         let is_service = !rt.custom && rt.group.is_empty() && rt.plural == "services";
         if !is_service {
             strategy::prepare_create(state, rt, &mut obj)?;
         }
+        if rt.custom {
+            super::crd::validate_object(state, rt, &obj)?;
+        }
         return Ok(obj);
+    }
+    if rt.custom {
+        // Validate before allocating anything; custom resources allocate nothing in prepare_create.
+        let mut preview = obj.clone();
+        strategy::prepare_create(state, rt, &mut preview)?;
+        super::crd::validate_object(state, rt, &preview)?;
+        return Ok(preview);
     }
     strategy::prepare_create(state, rt, &mut obj)?;
     Ok(obj)
@@ -495,8 +508,14 @@ fn update_impl(
         let root = ensure_object(&mut new);
         root.insert("apiVersion".into(), json!(rt.api_version()));
         root.insert("kind".into(), json!(rt.kind));
+        if rt.custom {
+            super::crd::prune(state, rt, &mut new);
+        }
         if scope != WriteScope::System {
             strategy::prepare_update(rt, scope, &old, &mut new)?;
+        }
+        if rt.custom {
+            super::crd::validate_object(state, rt, &new)?;
         }
         let plural = if rt.custom {
             "customresources"
