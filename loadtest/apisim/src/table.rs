@@ -925,7 +925,18 @@ fn replicas(obj: &Value) -> i64 {
 }
 
 fn pod_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let total = arr(obj, "/spec/containers").len();
+    let init_specs = arr(obj, "/spec/initContainers");
+    // Sidecars (init containers with restartPolicy Always) count as regular containers.
+    let is_sidecar = |name: &str| {
+        init_specs
+            .iter()
+            .any(|c| s(c, "/name") == name && s(c, "/restartPolicy") == "Always")
+    };
+    let total = arr(obj, "/spec/containers").len()
+        + init_specs
+            .iter()
+            .filter(|c| s(c, "/restartPolicy") == "Always")
+            .count();
     let mut reason = s(obj, "/status/phase").to_string();
     if reason.is_empty() {
         reason = "Pending".to_string();
@@ -933,47 +944,67 @@ fn pod_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     if !s(obj, "/status/reason").is_empty() {
         reason = s(obj, "/status/reason").to_string();
     }
+    let last_terminated = |c: &Value| {
+        DateTime::parse_from_rfc3339(s(c, "/lastState/terminated/finishedAt"))
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
     let mut restarts = 0i64;
     let mut last_restart: Option<DateTime<Utc>> = None;
+    let mut sidecar_restarts = 0i64;
+    let mut sidecar_last_restart: Option<DateTime<Utc>> = None;
     let mut ready = 0usize;
     let mut initializing = false;
     let init_statuses = arr(obj, "/status/initContainerStatuses");
-    let init_total = arr(obj, "/spec/initContainers").len();
+    let init_total = init_specs.len();
     for (i, c) in init_statuses.iter().enumerate() {
         restarts += n(c, "/restartCount");
+        last_restart = last_restart.max(last_terminated(c));
+        let sidecar = is_sidecar(s(c, "/name"));
+        if sidecar {
+            sidecar_restarts += n(c, "/restartCount");
+            sidecar_last_restart = sidecar_last_restart.max(last_terminated(c));
+        }
+        let terminated = c.pointer("/state/terminated");
         let term_reason = s(c, "/state/terminated/reason");
-        let exit = c
-            .pointer("/state/terminated/exitCode")
-            .and_then(Value::as_i64);
+        let exit = n(c, "/state/terminated/exitCode");
         let waiting = s(c, "/state/waiting/reason");
-        if exit == Some(0) {
+        if terminated.is_some() && exit == 0 {
             continue;
         }
-        if let Some(code) = exit {
-            reason = if term_reason.is_empty() {
-                format!("Init:ExitCode:{code}")
-            } else {
-                format!("Init:{term_reason}")
-            };
-        } else if !waiting.is_empty() && waiting != "PodInitializing" {
-            reason = format!("Init:{waiting}");
-        } else {
-            reason = format!("Init:{i}/{init_total}");
+        if sidecar && c.get("started").and_then(Value::as_bool) == Some(true) {
+            if c.get("ready").and_then(Value::as_bool) == Some(true) {
+                ready += 1;
+            }
+            continue;
         }
+        reason = if terminated.is_some() {
+            let signal = n(c, "/state/terminated/signal");
+            if !term_reason.is_empty() {
+                format!("Init:{term_reason}")
+            } else if signal != 0 {
+                format!("Init:Signal:{signal}")
+            } else {
+                format!("Init:ExitCode:{exit}")
+            }
+        } else if !waiting.is_empty() && waiting != "PodInitializing" {
+            format!("Init:{waiting}")
+        } else {
+            format!("Init:{i}/{init_total}")
+        };
         initializing = true;
         break;
     }
-    if !initializing {
+    let initialized = arr(obj, "/status/conditions")
+        .iter()
+        .any(|c| s(c, "/type") == "Initialized" && s(c, "/status") == "True");
+    if !initializing || initialized {
+        restarts = sidecar_restarts;
+        last_restart = sidecar_last_restart;
         let mut has_running = false;
         for c in arr(obj, "/status/containerStatuses").iter().rev() {
             restarts += n(c, "/restartCount");
-            if let Ok(finished) =
-                DateTime::parse_from_rfc3339(s(c, "/lastState/terminated/finishedAt"))
-            {
-                let finished = finished.with_timezone(&Utc);
-                last_restart =
-                    Some(last_restart.map_or(finished, |l: DateTime<Utc>| l.max(finished)));
-            }
+            last_restart = last_restart.max(last_terminated(c));
             let waiting = s(c, "/state/waiting/reason");
             let terminated = c.pointer("/state/terminated");
             let term_reason = s(c, "/state/terminated/reason");
@@ -1652,6 +1683,29 @@ mod tests {
         let cells = render_table(&rt("pods", "Pod"), &[restarted], IncludeObject::None, now());
         assert_eq!(cells["rows"][0]["cells"][3], "2 (5m ago)");
         assert_eq!(cells["rows"][0]["cells"][2], "Running");
+        let sidecar = json!({"metadata": {"name": "p"},
+            "spec": {"initContainers": [{"name": "proxy", "restartPolicy": "Always"}], "containers": [{"name": "a"}]},
+            "status": {"phase": "Running",
+                "conditions": [{"type": "Initialized", "status": "True"}],
+                "initContainerStatuses": [{"name": "proxy", "started": true, "ready": true, "restartCount": 1,
+                    "state": {"running": {}}}],
+                "containerStatuses": [{"name": "a", "ready": true, "restartCount": 0, "state": {"running": {}}}]}});
+        let cells = render_table(&rt("pods", "Pod"), &[sidecar], IncludeObject::None, now());
+        assert_eq!(
+            cells["rows"][0]["cells"][1], "2/2",
+            "sidecars count as containers"
+        );
+        assert_eq!(cells["rows"][0]["cells"][2], "Running");
+        assert_eq!(cells["rows"][0]["cells"][3], "1");
+        let failed_init = json!({"metadata": {"name": "p"}, "spec": {"initContainers": [{"name": "i"}], "containers": [{"name": "a"}]},
+            "status": {"phase": "Pending", "initContainerStatuses": [{"name": "i", "state": {"terminated": {"exitCode": 3}}}]}});
+        let cells = render_table(
+            &rt("pods", "Pod"),
+            &[failed_init],
+            IncludeObject::None,
+            now(),
+        );
+        assert_eq!(cells["rows"][0]["cells"][2], "Init:ExitCode:3");
     }
 
     #[test]
