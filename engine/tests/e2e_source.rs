@@ -31,11 +31,23 @@ struct FakeState {
     view: BTreeMap<(String, String, String, String), Known>,
     /// Relists seen (each relist reads the whole view once, for its deletions).
     relists: usize,
+    /// Appends still to fail (nothing of a failed append is kept, like the real log).
+    fail_next: usize,
+    /// Appends that failed.
+    failed: usize,
 }
 
 impl FakeLog {
     fn records(&self) -> Vec<Record> {
         self.state.lock().records.clone()
+    }
+
+    fn fail_next_appends(&self, n: usize) {
+        self.state.lock().fail_next = n;
+    }
+
+    fn failed_appends(&self) -> usize {
+        self.state.lock().failed
     }
 
     fn relists(&self) -> usize {
@@ -81,6 +93,11 @@ impl SourceLog for FakeLog {
         resume_rv: Option<String>,
     ) -> Result<(), PortError> {
         let mut s = self.state.lock();
+        if s.fail_next > 0 {
+            s.fail_next -= 1;
+            s.failed += 1;
+            return Err("injected append failure".into());
+        }
         for r in &records {
             let key = (
                 r.cluster.clone(),
@@ -490,6 +507,40 @@ async fn cut_watches_resume_from_the_last_version_without_loss_or_duplicates() -
         log.relists() > relists_before,
         "the forced 410 did not cause a relist"
     );
+    running.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn failed_appends_lose_nothing_and_duplicate_nothing() -> Result<()> {
+    let tenant = TestCluster::start().await?;
+    let client = tenant.client().await?;
+    create_namespace(&client, "team").await?;
+    let log = FakeLog::default();
+    let running = start(vec![tenant_target(client.clone())], &log);
+    wait_for("initial list", 20, || log.resume(KEY, "Pod").is_some()).await?;
+    log.fail_next_appends(2);
+    for i in 0..5 {
+        create_pod(&client, "team", &format!("f{i}"), json!({}), json!({})).await?;
+    }
+    wait_for("5 pods after failed appends", 30, || {
+        let r = log.records();
+        (0..5).all(|i| count(&r, "Pod", &format!("f{i}"), EventType::Added) >= 1)
+    })
+    .await?;
+    assert_eq!(
+        log.failed_appends(),
+        2,
+        "the injected failures were not hit"
+    );
+    let records = log.records();
+    for i in 0..5 {
+        assert_eq!(
+            count(&records, "Pod", &format!("f{i}"), EventType::Added),
+            1,
+            "f{i}"
+        );
+    }
     running.stop().await;
     Ok(())
 }

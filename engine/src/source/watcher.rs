@@ -26,8 +26,9 @@
 //!   Resume{rv}, after a backoff if the stream delivered nothing. An `ERROR` event with 410 → Empty; any
 //!   other error → backoff → Resume{rv}.
 //!
-//! A failed append is retried with backoff, holding the batch: nothing is read meanwhile, and the resume
-//! point never passes an unacknowledged event.
+//! A failed append acknowledged nothing, and the resume point did not move: after a backoff the source
+//! re-watches from the last acknowledged resourceVersion (the API server's watch history is the buffer,
+//! so the syncer never holds a copy of a batch to retry it); during a relist it starts the relist over.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -90,6 +91,9 @@ enum StepError {
     /// Reading the view failed.
     #[error("failed to read the view")]
     View(#[source] PortError),
+    /// Appending to the log failed (nothing of the batch was acknowledged).
+    #[error("failed to append to the log")]
+    Append(#[source] PortError),
 }
 
 /// Exponential backoff with jitter: `initial`, doubling up to `max`; reset after success.
@@ -324,7 +328,14 @@ impl<L: SourceLog> KindWatcher<L> {
         }
         let new_rv = new_rv.filter(|rv| !rv.is_empty());
         if !records.is_empty() || new_rv.is_some() {
-            self.append_until_acked(records, new_rv.clone()).await;
+            if let Err(error) = self.append(records, new_rv.clone()).await {
+                // Nothing of this batch was acknowledged: the server still has it. Re-watch from the last
+                // acknowledged version (410 there means a relist).
+                self.set_up(false);
+                tracing::warn!(cluster = %self.role.cluster(), kind = %self.kind.kind, error = %error_chain(&error), "log append failed; re-watching from the last acknowledged version");
+                self.sleep_backoff().await;
+                return State::Resume { resource_version };
+            }
             if let Some(rv) = new_rv {
                 resource_version = rv;
             }
@@ -387,30 +398,21 @@ impl<L: SourceLog> KindWatcher<L> {
         }
     }
 
-    /// Appends, retrying with backoff until acknowledged (the caller reads nothing meanwhile).
-    async fn append_until_acked(&mut self, records: Vec<Record>, resume_rv: Option<String>) {
-        let cluster = self.role.cluster().to_string();
-        loop {
-            match self
-                .log
-                .append(
-                    &cluster,
-                    &self.kind.kind,
-                    records.clone(),
-                    resume_rv.clone(),
-                )
-                .await
-            {
-                Ok(()) => return,
-                Err(error) => {
-                    metrics::counter!(m::SOURCE_APPEND_ERRORS_TOTAL, "kind" => self.kind.kind.clone())
-                        .increment(1);
-                    tracing::warn!(%cluster, kind = %self.kind.kind, %error, "log append failed; retrying");
-                    self.set_up(false);
-                    self.sleep_backoff().await;
-                }
-            }
-        }
+    /// Appends one batch with its resume point. On error nothing of it was acknowledged.
+    async fn append(
+        &self,
+        records: Vec<Record>,
+        resume_rv: Option<String>,
+    ) -> Result<(), StepError> {
+        let cluster = self.role.cluster();
+        self.log
+            .append(cluster, &self.kind.kind, records, resume_rv)
+            .await
+            .map_err(|e| {
+                metrics::counter!(m::SOURCE_APPEND_ERRORS_TOTAL, "kind" => self.kind.kind.clone())
+                    .increment(1);
+                StepError::Append(e)
+            })
     }
 
     /// Lists every page, appends the diff against the view, and returns the list's resourceVersion.
@@ -462,12 +464,12 @@ impl<L: SourceLog> KindWatcher<L> {
                 let list_rv = list_rv.unwrap_or_default();
                 records.extend(self.deletions(&seen, &list_rv)?);
                 let resume = Some(list_rv.clone()).filter(|rv| !rv.is_empty());
-                self.append_until_acked(records, resume).await;
+                self.append(records, resume).await?;
                 self.backoff.reset();
                 return Ok(list_rv);
             }
             if !records.is_empty() {
-                self.append_until_acked(records, None).await;
+                self.append(records, None).await?;
             }
         }
     }
