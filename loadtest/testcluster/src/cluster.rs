@@ -98,6 +98,15 @@ impl TestCluster {
         kubeconfig::client_from_file(&self.kubeconfig_path).await
     }
 
+    /// The client configuration behind [`TestCluster::client`], for tests that need to change it.
+    ///
+    /// For example kube 5 clients retry 429/503/504 answers by default (`default_retry`, honouring
+    /// `Retry-After`); a test that must see those answers sets `default_retry = false` and builds its own
+    /// client with `kube::Client::try_from(config)`.
+    pub async fn config(&self) -> Result<kube::Config, TestClusterError> {
+        kubeconfig::config_from_file(&self.kubeconfig_path).await
+    }
+
     /// The kubeconfig file for this cluster, usable by kubectl (`kubectl --kubeconfig <path>`).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig_path

@@ -64,16 +64,21 @@ pub(crate) fn write(path: &Path, yaml: &str) -> Result<(), TestClusterError> {
     })
 }
 
-/// A fresh `kube::Client` for the current context of the kubeconfig at `path`.
-pub(crate) async fn client_from_file(path: &Path) -> Result<kube::Client, TestClusterError> {
+/// The client configuration for the current context of the kubeconfig at `path`.
+pub(crate) async fn config_from_file(path: &Path) -> Result<kube::Config, TestClusterError> {
     let kubeconfig_err = |source| TestClusterError::Kubeconfig {
         path: path.to_path_buf(),
         source,
     };
     let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(kubeconfig_err)?;
+        .map_err(kubeconfig_err)
+}
+
+/// A fresh `kube::Client` for the current context of the kubeconfig at `path`.
+pub(crate) async fn client_from_file(path: &Path) -> Result<kube::Client, TestClusterError> {
+    let config = config_from_file(path).await?;
     kube::Client::try_from(config).map_err(TestClusterError::Client)
 }
 
