@@ -169,21 +169,21 @@ impl Writer {
     fn commit_group(&mut self, group: Vec<AppendRequest>) -> Vec<Appended> {
         let started = Instant::now();
         let mut acks = Vec::with_capacity(group.len());
-        let outcome = self.write_group(group, &mut acks);
-        let result = outcome.and_then(|appended| {
-            self.db.flush().map_err(LogError::Flush)?;
-            if let Some(syncer) = &mut self.syncer {
-                syncer.sync().map_err(LogError::Sync)?;
+        let (appended, result) = match self.write_group(group, &mut acks) {
+            // Applied: the entries are in the log whether or not the flush succeeds, so they are handed to
+            // the shards either way; only the acknowledgement depends on the flush.
+            Ok(appended) => {
+                let flushed = self.flush();
+                (appended, flushed)
             }
-            Ok(appended)
-        });
+            Err(error) => (Vec::new(), Err(error)),
+        };
         metrics::histogram!("vc_syncer_log_flush_seconds").record(started.elapsed().as_secs_f64());
         match result {
-            Ok(appended) => {
+            Ok(()) => {
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }
-                appended
             }
             Err(error) => {
                 tracing::error!(error = %error, "log group commit failed");
@@ -191,9 +191,18 @@ impl Writer {
                 for ack in acks {
                     let _ = ack.send(Err(LogError::GroupCommit(Arc::clone(&shared))));
                 }
-                Vec::new()
             }
         }
+        appended
+    }
+
+    /// Makes everything applied so far durable: sled's flush, plus fsync for power-loss durability.
+    fn flush(&mut self) -> Result<(), LogError> {
+        self.db.flush().map_err(LogError::Flush)?;
+        if let Some(syncer) = &mut self.syncer {
+            syncer.sync().map_err(LogError::Sync)?;
+        }
+        Ok(())
     }
 
     /// Builds and applies the batch. Sequence numbers only advance when the batch was applied.
