@@ -1,4 +1,5 @@
-//! Objects every fresh API server has: the four system namespaces and the `default/kubernetes` Service.
+//! Objects every fresh API server has: the four system namespaces (with their default ServiceAccount and
+//! root CA ConfigMap) and the `default/kubernetes` Service and Endpoints (pointing at this server).
 
 use std::sync::Arc;
 
@@ -39,5 +40,18 @@ pub(crate) fn create_startup_objects(state: &Arc<ApiState>) -> Result<(), SimErr
         "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
     });
     create_object(state, &svc_rt, service).map_err(|e| fail("the kubernetes service", e))?;
+    let ep_rt = builtin("", "endpoints")
+        .ok_or_else(|| SimError::Config("endpoints type missing".into()))?;
+    let endpoints = json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{
+            "addresses": [{"ip": state.addr().ip().to_string()}],
+            "ports": [{"name": "https", "port": state.addr().port(), "protocol": "TCP"}],
+        }],
+    });
+    create_object(state, &ep_rt, endpoints).map_err(|e| fail("the kubernetes endpoints", e))?;
     Ok(())
 }

@@ -11,8 +11,8 @@
 //! `server` (HTTP accept loop) → `faults` (injected errors/latency) → `routing` (URL → resource request)
 //! → `handlers` (REST verbs; `handlers::strategy` per-type rules, `handlers::admission` service accounts)
 //! → `store` (objects with revisions, history) → `watch` (fan-out to watchers, reading the store's history).
-//! Helpers: `registry` / `resource_type` (which resources exist), `filter` + `selectors` (what a list or
-//! watch selects), `patch`, `validation`, `services` + `ipalloc`, `tables` + `table`, `openapi_routes` +
+//! Helpers: `registry` / `resource_type` (which resources exist), `schema` (CRD structural schemas),
+//! `filter` + `selectors` (what a list or watch selects), `patch`, `validation`, `services` + `ipalloc`, `tables` + `table`, `openapi_routes` +
 //! `openapi`, `discovery`, `status` (error bodies), `admin` (runtime control endpoint). Built-in controllers:
 //! `namespace_lifecycle` (namespace termination), `kubelet` (scheduler + kubelet).
 //!
@@ -23,7 +23,9 @@
 //! subresource). What is not: authentication and authorization (everything is allowed), server-side apply
 //! (415), `fieldValidation=Strict` (unknown fields are kept, not rejected), managedFields, the garbage
 //! collector (`propagationPolicy` is accepted but dependents are never deleted), workload controllers
-//! (deployments do not create replica sets or pods), protobuf and YAML bodies, and core/v1 and
+//! (deployments do not create replica sets or pods), protobuf and YAML request bodies (so kubectl's
+//! typed generators such as `kubectl create namespace|deployment|configmap` get 415; `create -f`, `apply -f`,
+//! `run`, `scale`, `label`, `patch` and `delete` work), and core/v1 and
 //! events.k8s.io/v1 Events are stored separately (the real server converts between them). Deleting a CRD
 //! deletes its custom resources at once rather than through a `customresourcecleanup` finalizer.
 
