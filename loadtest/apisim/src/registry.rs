@@ -66,6 +66,7 @@ const BUILTINS: &[Builtin] = &[
     ("batch", "v1", "CronJob", "cronjobs", true, &["cj"], ALL, true, true),
     ("batch", "v1", "Job", "jobs", true, NONE, ALL, true, true),
     ("coordination.k8s.io", "v1", "Lease", "leases", true, NONE, NONE, false, false),
+    ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, NONE, NONE, false, false),
     ("events.k8s.io", "v1", "Event", "events", true, &["ev"], NONE, false, false),
     ("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], &["api-extensions"], true, true),
     ("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], NONE, false, false),
@@ -92,6 +93,7 @@ pub const BUILTIN_GROUPS: &[&str] = &[
     "scheduling.k8s.io",
     "coordination.k8s.io",
     "networking.k8s.io",
+    "discovery.k8s.io",
 ];
 
 fn singular_of(kind: &str) -> String {

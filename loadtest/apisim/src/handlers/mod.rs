@@ -9,6 +9,7 @@ mod scale;
 mod strategy;
 #[cfg(test)]
 mod tests;
+mod validate;
 mod write;
 
 use std::collections::HashMap;

@@ -19,9 +19,14 @@ use crate::store::ObjectKey;
 
 /// The selector of a workload in its string form (`app=web,tier in (a,b)`).
 fn selector_string(obj: &Value) -> String {
-    let Some(selector) = obj.pointer("/spec/selector") else {
-        return String::new();
-    };
+    match obj.pointer("/spec/selector") {
+        Some(selector) => selector_string_of(selector),
+        None => String::new(),
+    }
+}
+
+/// A label selector (or a replication controller's plain map) in its string form.
+pub(super) fn selector_string_of(selector: &Value) -> String {
     let mut parts = Vec::new();
     // Replication controllers have a plain map; the others a LabelSelector.
     let labels = selector

@@ -155,6 +155,14 @@ fn prepare_new(
     if rt.custom {
         super::crd::prune(state, rt, &mut obj);
     }
+    let causes = super::validate::validate(rt, &obj);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(
+            rt,
+            str_at(&obj, "/metadata/name"),
+            causes,
+        ));
+    }
     if dry_run {
         let is_service = !rt.custom && rt.group.is_empty() && rt.plural == "services";
         if !is_service {
@@ -516,6 +524,12 @@ fn update_impl(
         }
         if rt.custom {
             super::crd::validate_object(state, rt, &new)?;
+        }
+        if scope == WriteScope::Main {
+            let causes = super::validate::validate(rt, &new);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(rt, &key.name, causes));
+            }
         }
         let plural = if rt.custom {
             "customresources"
