@@ -12,7 +12,7 @@
 //!
 //! Prints a table and writes the numbers as JSON to `target/sync-bench.json`.
 //! Knobs (environment): `SYNC_BENCH_TENANTS` (100), `SYNC_BENCH_PODS` (100 per tenant),
-//! `SYNC_BENCH_KUBELET` (set to `1` to run the super cluster's simulated kubelet, which makes the syncer
+//! `SYNC_BENCH_SHARDS` (the binary's `--shards` default), `SYNC_BENCH_KUBELET` (set to `1` to run the super cluster's simulated kubelet, which makes the syncer
 //! also sync status up; off by default so the run measures the down direction alone).
 
 use std::collections::HashMap;
@@ -94,6 +94,12 @@ impl SyncerChild {
             .arg("--data-dir")
             .arg(data)
             .args(["--metrics-addr", &metrics_addr])
+            .args(
+                std::env::var("SYNC_BENCH_SHARDS")
+                    .ok()
+                    .map(|n| vec!["--shards".to_string(), n])
+                    .unwrap_or_default(),
+            )
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -376,6 +382,7 @@ async fn run() -> Result<()> {
         "pods_per_tenant": pods_per,
         "pods": total,
         "super_kubelet": kubelet,
+        "shards": std::env::var("SYNC_BENCH_SHARDS").ok(),
         "create_burst_seconds": load_done.as_secs_f64(),
         "sync_seconds": elapsed.as_secs_f64(),
         "pods_synced_down_per_second": rate,
