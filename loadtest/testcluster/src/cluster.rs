@@ -19,6 +19,10 @@ enum Inner {
 
 /// An API server for a test.
 ///
+/// The simulator serves on the tokio runtime of the test that started it, so that runtime must not be
+/// blocked while the test waits for the server: run external clients such as kubectl with
+/// `tokio::process::Command` (or use a multi-thread runtime), never `std::process::Command::output()`.
+///
 /// Dropping it stops the simulator or kills the processes it started (also when the test panics, since
 /// unwinding drops it) and removes its temporary directory. An existing cluster
 /// ([`Backend::Kubeconfig`]) is left as it is, including the namespaces tests created in it.
