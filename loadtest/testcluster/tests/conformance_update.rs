@@ -69,7 +69,10 @@ async fn status_subresource_and_main_resource_ignore_each_other() -> anyhow::Res
         );
 
         // PUT /status with a new status, a new spec and a new label: only the status lands.
+        // Unconditional updates (no resourceVersion; Deployments allow them): a deployment controller,
+        // when one runs, writes status concurrently and would make a conditional PUT conflict.
         let mut via_status = created.clone();
+        via_status.metadata.resource_version = None;
         via_status
             .status
             .get_or_insert_with(Default::default)
@@ -97,6 +100,7 @@ async fn status_subresource_and_main_resource_ignore_each_other() -> anyhow::Res
         // PUT on the main resource with a new spec and a new status: only the spec lands.
         created = after_status;
         let mut via_main = created.clone();
+        via_main.metadata.resource_version = None;
         via_main
             .status
             .get_or_insert_with(Default::default)
