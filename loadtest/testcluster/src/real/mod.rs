@@ -156,4 +156,72 @@ mod tests {
         assert!(!yaml.contains("insecure-skip-tls-verify"), "{yaml}");
         Ok(())
     }
+
+    /// A stand-in for kube-apiserver: `openssl s_server` with the generated serving certificate,
+    /// requiring a client certificate signed by the generated CA, serving `/readyz` and the `default`
+    /// namespace from files. Start-up must complete, which proves the PKI, the kubeconfig (TLS verified
+    /// against the CA, admin client certificate), the readiness loop and the process handling.
+    #[tokio::test]
+    async fn start_completes_against_a_tls_stand_in() -> anyhow::Result<()> {
+        let Some(etcd) = std::env::var_os(crate::ENV_ETCD_BIN) else {
+            eprintln!("SKIPPED: ETCD_BIN is not set");
+            return Ok(());
+        };
+        if std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED: openssl is not installed");
+            return Ok(());
+        }
+        let dir = tempfile::tempdir()?;
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(www.join("api/v1/namespaces"))?;
+        std::fs::write(www.join("readyz"), "ok")?;
+        std::fs::write(
+            www.join("api/v1/namespaces/default"),
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"default"}}"#,
+        )?;
+        let fake = dir.path().join("fake-apiserver");
+        let script = format!(
+            r#"#!/bin/sh
+for a in "$@"; do
+  case "$a" in
+    --secure-port=*) PORT="${{a#*=}}" ;;
+    --tls-cert-file=*) CERT="${{a#*=}}" ;;
+    --tls-private-key-file=*) KEY="${{a#*=}}" ;;
+    --client-ca-file=*) CA="${{a#*=}}" ;;
+  esac
+done
+cd "{www}" || exit 1
+exec openssl s_server -quiet -accept "127.0.0.1:$PORT" -cert "$CERT" -key "$KEY" \
+  -CAfile "$CA" -Verify 1 -verify_return_error -WWW
+"#,
+            www = www.display()
+        );
+        std::fs::write(&fake, script)?;
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&fake)
+            .status()?;
+        let binaries = RealBinaries {
+            apiserver: fake,
+            etcd: etcd.into(),
+            controller_manager: None,
+        };
+        let kubeconfig_path = dir.path().join("kubeconfig");
+        let mut cluster = RealCluster::start(&binaries, dir.path(), &kubeconfig_path).await?;
+        assert!(!cluster.has_controller_manager());
+        assert!(cluster.exited_error().is_none());
+
+        // A fresh client from the written kubeconfig reaches the server over verified TLS.
+        let client = kubeconfig::client_from_file(&kubeconfig_path).await?;
+        let body = client
+            .request_text(http::Request::get("/readyz").body(Vec::new())?)
+            .await?;
+        assert_eq!(body, "ok");
+        drop(cluster);
+        Ok(())
+    }
 }
