@@ -332,3 +332,90 @@ async fn paging_with_a_label_selector_returns_exactly_the_matches() -> anyhow::R
     })
     .await
 }
+
+/// Rule (staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go `handleCompactedErrorForPaging`): a
+/// continue token whose snapshot was compacted away is 410 `Expired`, and the Status carries a fresh
+/// `metadata.continue` token that continues the list at the latest revision ("inconsistent
+/// continue"). Forcing a compaction needs the simulator (a real etcd compacts every 5 minutes).
+#[tokio::test]
+async fn expired_continue_token_is_410_with_a_fresh_token() -> anyhow::Result<()> {
+    bounded(async {
+        let env = env("list-expired").await?;
+        let Some(sim) = env.cluster.simulator() else {
+            common::skip(
+                "expired_continue_token_is_410_with_a_fresh_token",
+                env.cluster.backend(),
+                "forcing a compaction needs the simulator",
+            );
+            return Ok(());
+        };
+        let configmaps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+        for i in 0..5 {
+            configmaps
+                .create(&PostParams::default(), &configmap(&format!("cm-{i}"), &[]))
+                .await?;
+        }
+        let first = configmaps.list(&ListParams::default().limit(2)).await?;
+        let token = first
+            .metadata
+            .continue_
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no continue token"))?;
+        configmaps
+            .create(&PostParams::default(), &configmap("cm-9", &[]))
+            .await?;
+        sim.force_compaction();
+
+        let status = api_status(
+            configmaps
+                .list(&ListParams::default().limit(2).continue_token(&token))
+                .await,
+        )?;
+        assert_eq!(
+            (status.code, status.reason.as_str()),
+            (410, "Expired"),
+            "{status:?}"
+        );
+        assert!(
+            status.message.starts_with(
+                "The provided continue parameter is too old to display a consistent list result."
+            ),
+            "{}",
+            status.message
+        );
+        let fresh = status
+            .metadata
+            .and_then(|m| m.continue_)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("the 410 carries no fresh continue token"))?;
+
+        // The fresh token continues after the last key already returned, at the latest revision.
+        let mut rest = Vec::new();
+        let mut token = Some(fresh);
+        for _ in 0..10 {
+            let Some(t) = token.take() else { break };
+            let page = configmaps
+                .list(&ListParams::default().limit(2).continue_token(&t))
+                .await?;
+            rest.extend(page.items.iter().filter_map(|o| o.metadata.name.clone()));
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+        }
+        let seen: Vec<String> = first
+            .items
+            .iter()
+            .filter_map(|o| o.metadata.name.clone())
+            .collect();
+        assert!(
+            rest.iter().all(|n| !seen.contains(n)),
+            "first page repeated: {seen:?} then {rest:?}"
+        );
+        for name in ["cm-2", "cm-3", "cm-4", "cm-9"] {
+            assert!(
+                rest.iter().any(|n| n == name),
+                "{name} missing from the continued list {rest:?}"
+            );
+        }
+        Ok(())
+    })
+    .await
+}
