@@ -419,3 +419,35 @@ async fn expired_continue_token_is_410_with_a_fresh_token() -> anyhow::Result<()
     })
     .await
 }
+
+/// Rule ("API Concepts: ... deletecollection"): DELETE on a collection with a label selector deletes
+/// exactly the matching objects and answers the list of what it deleted.
+#[tokio::test]
+async fn delete_collection_deletes_only_matches() -> anyhow::Result<()> {
+    bounded(async {
+        let env = env("list-delcoll").await?;
+        let configmaps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+        for (name, group) in [("x1", "x"), ("x2", "x"), ("y1", "y")] {
+            configmaps
+                .create(
+                    &PostParams::default(),
+                    &configmap(name, &[("group", group)]),
+                )
+                .await?;
+        }
+        let answer = configmaps
+            .delete_collection(
+                &DeleteParams::default(),
+                &ListParams::default().labels("group=x"),
+            )
+            .await?;
+        let deleted = answer.left().ok_or_else(|| {
+            anyhow::anyhow!("deletecollection answered a Status instead of the deleted list")
+        })?;
+        assert_eq!(names(&deleted.items), set(&["x1", "x2"]));
+        let left = configmaps.list(&ListParams::default()).await?;
+        assert_eq!(ours(&left.items, &["x1", "x2", "y1"]), set(&["y1"]));
+        Ok(())
+    })
+    .await
+}

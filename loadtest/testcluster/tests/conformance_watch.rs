@@ -396,3 +396,59 @@ async fn runtime_watcher_relists_after_410() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// Rule ("API Concepts: Semantics for watch"): a watch without a resourceVersion "begins with synthetic
+/// Added events of all resource instances that exist at the starting resource version", then delivers
+/// changes.
+#[tokio::test]
+async fn watch_without_resource_version_starts_with_existing_objects() -> anyhow::Result<()> {
+    bounded(async {
+        let env = env("watch-norv").await?;
+        let configmaps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+        configmaps
+            .create(&PostParams::default(), &configmap("a", &[]))
+            .await?;
+        configmaps
+            .create(&PostParams::default(), &configmap("b", &[]))
+            .await?;
+        let mut stream = configmaps
+            .watch(&WatchParams::default().timeout(15), "")
+            .await?
+            .boxed();
+        let mut initial = std::collections::BTreeSet::new();
+        let mut later = Vec::new();
+        let mut created_c = false;
+        for _ in 0..50 {
+            let next = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("watch silent; initial {initial:?}, later {later:?}")
+                })??;
+            let Some(event) = next else { break };
+            let (kind, name, _) = describe(&event);
+            if !["a", "b", "c"].contains(&name.as_str()) {
+                continue;
+            }
+            if !created_c {
+                assert_eq!(
+                    kind, "ADDED",
+                    "initial events must be synthetic ADDED: {name}"
+                );
+                initial.insert(name);
+                if initial.len() == 2 {
+                    configmaps
+                        .create(&PostParams::default(), &configmap("c", &[]))
+                        .await?;
+                    created_c = true;
+                }
+            } else {
+                later.push((kind, name));
+                break;
+            }
+        }
+        assert_eq!(initial.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(later, [("ADDED".to_string(), "c".to_string())]);
+        Ok(())
+    })
+    .await
+}
