@@ -19,8 +19,10 @@
 //! What is simulated, beyond plain CRUD: defaults and admission for pods (service account token volume,
 //! default tolerations, QoS class), services (ClusterIP/NodePort allocation, defaults) and deployments;
 //! every namespace gets the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap (a placeholder CA);
-//! the `scale` subresource of workloads; CRDs (served at once, `Established`, printer columns, status
-//! subresource). What is not: authentication and authorization (everything is allowed), server-side apply
+//! the `scale` subresource of workloads; validation of pod containers, service ports and workload
+//! selectors; CRDs (served at once, `Established`, printer columns, status subresource, structural-schema
+//! pruning and validation except `pattern` and CEL rules); EndpointSlices are served but no controller fills
+//! them. What is not: authentication and authorization (everything is allowed), server-side apply
 //! (415), `fieldValidation=Strict` (unknown fields are kept, not rejected), managedFields, the garbage
 //! collector (`propagationPolicy` is accepted but dependents are never deleted), workload controllers
 //! (deployments do not create replica sets or pods), protobuf and YAML request bodies (so kubectl's

@@ -69,7 +69,7 @@ struct Watcher {
 }
 
 /// Starts a watch on `rt` (optionally on one object, for the legacy `/watch/.../{name}` path).
-pub fn serve(
+pub async fn serve(
     state: &Arc<ApiState>,
     rt: &ResourceType,
     req: &ApiRequest,
@@ -139,6 +139,8 @@ pub fn serve(
             let rv: u64 = rv
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
+            // Like the watch cache: a future resourceVersion is waited for (bounded), then 504.
+            crate::handlers::wait_for_revision(state, rv).await?;
             (rv, Phase::Streaming)
         }
     };
@@ -598,5 +600,34 @@ mod tests {
             5,
             "only the next watch is forced to 410: {events:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn future_resource_versions_are_waited_for_then_refused() {
+        let st = state();
+        let next = st.store.revision() + 1;
+        let writer = {
+            let st = st.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                call(&st, Method::POST, CMS, cm("late", "x")).await
+            })
+        };
+        let uri = format!("{CMS}?watch=true&resourceVersion={next}&timeoutSeconds=1");
+        let events = watch_events(&st, &uri, LIMIT).await;
+        assert_eq!(writer.await.expect("writer").0, 201);
+        assert!(
+            events.is_empty(),
+            "the event at the requested revision itself is not sent: {events:?}"
+        );
+        let far = st.store.revision() + 100;
+        let (code, s) = call(
+            &st,
+            Method::GET,
+            &format!("{CMS}?watch=true&resourceVersion={far}"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!((code, s["reason"].as_str()), (504, Some("Timeout")), "{s}");
     }
 }

@@ -27,6 +27,7 @@ use crate::state::ApiState;
 use crate::status::ApiError;
 
 pub use delete::{DeleteOptions, DeleteOutcome, delete_object};
+pub(crate) use read::wait_for_revision;
 pub use strategy::WriteScope;
 pub use write::{bind_pod, create_object, update_with};
 
@@ -132,9 +133,9 @@ async fn dispatch(state: &Arc<ApiState>, req: ApiRequest) -> Result<Response<Bod
         Some(_) => return Err(ApiError::no_route()),
     }
     match (req.method.clone(), name, sub.as_deref()) {
-        (Method::GET, None, None) if watch => crate::watch::serve(state, &rt, &req, None),
+        (Method::GET, None, None) if watch => crate::watch::serve(state, &rt, &req, None).await,
         (Method::GET, Some(name), None) if watch => {
-            crate::watch::serve(state, &rt, &req, Some(&name))
+            crate::watch::serve(state, &rt, &req, Some(&name)).await
         }
         (Method::GET, None, None) => read::list(state, &rt, &req).await,
         (Method::GET, Some(name), None | Some("status")) => read::get(state, &rt, &req, &name),

@@ -134,7 +134,7 @@ async fn snapshot_for(
 }
 
 /// Waits (bounded) until the store reaches `rv`; 504 "Too large resource version" otherwise.
-async fn wait_for_revision(state: &Arc<ApiState>, rv: u64) -> Result<(), ApiError> {
+pub(crate) async fn wait_for_revision(state: &Arc<ApiState>, rv: u64) -> Result<(), ApiError> {
     let mut rx = state.store.subscribe();
     let reached = tokio::time::timeout(FUTURE_RV_WAIT, rx.wait_for(|current| *current >= rv)).await;
     match reached {
