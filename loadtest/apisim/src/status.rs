@@ -42,6 +42,8 @@ pub struct Details {
     pub causes: Vec<Cause>,
     /// `details.retryAfterSeconds` (also sent as the `Retry-After` header).
     pub retry_after: Option<u64>,
+    /// `metadata.continue` of the Status (a fresh token after an expired one).
+    pub list_continue: Option<String>,
 }
 
 /// The resource as the real server names it in messages: `pods`, `deployments.apps`.
@@ -356,6 +358,9 @@ impl ApiError {
         });
         if !details.is_empty() {
             status["details"] = Value::Object(details);
+        }
+        if let Some(token) = &self.details.list_continue {
+            status["metadata"] = json!({ "continue": token });
         }
         status
     }

@@ -45,8 +45,9 @@ pub(super) fn get(
 /// A position in a paginated list, carried in the opaque `continue` token.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct ContinueToken {
-    /// Revision of the first page (every page is served at it).
-    pub rv: u64,
+    /// Revision of the first page (every page is served at it); `None` (`-1` on the wire, as in the real
+    /// tokens) means "the latest", which the fresh token of a 410 carries.
+    pub rv: Option<u64>,
     /// Key of the last object returned.
     pub after: ObjectKey,
 }
@@ -54,7 +55,10 @@ pub(crate) struct ContinueToken {
 impl ContinueToken {
     /// Encodes as hex of a small JSON document.
     pub fn encode(&self) -> String {
-        let doc = json!({"v": "meta.k8s.io/v1", "rv": self.rv, "ns": self.after.namespace, "name": self.after.name});
+        let rv: i64 = self
+            .rv
+            .map_or(-1, |rv| i64::try_from(rv).unwrap_or(i64::MAX));
+        let doc = json!({"v": "meta.k8s.io/v1", "rv": rv, "ns": self.after.namespace, "name": self.after.name});
         doc.to_string()
             .bytes()
             .map(|b| format!("{b:02x}"))
@@ -72,7 +76,10 @@ impl ContinueToken {
             .collect();
         let doc: Value = serde_json::from_slice(&bytes?).ok()?;
         Some(ContinueToken {
-            rv: doc.get("rv")?.as_u64()?,
+            rv: match doc.get("rv")?.as_i64()? {
+                -1 => None,
+                rv => Some(u64::try_from(rv).ok()?),
+            },
             after: ObjectKey::new(doc.get("ns")?.as_str()?, doc.get("name")?.as_str()?),
         })
     }
@@ -87,10 +94,19 @@ async fn snapshot_for(
     token: Option<&ContinueToken>,
 ) -> Result<Snapshot, ApiError> {
     if let Some(token) = token {
-        return state
-            .store
-            .list_at(resource, namespace, token.rv)
-            .map_err(|_| ApiError::continue_expired());
+        let Some(rv) = token.rv else {
+            return Ok(state.store.list(resource, namespace));
+        };
+        return state.store.list_at(resource, namespace, rv).map_err(|_| {
+            // Like the real server: a fresh token continues after the same key at the latest revision.
+            let fresh = ContinueToken {
+                rv: None,
+                after: token.after.clone(),
+            };
+            let mut err = ApiError::continue_expired();
+            err.details.list_continue = Some(fresh.encode());
+            err
+        });
     }
     let rv = req.param("resourceVersion").filter(|s| !s.is_empty());
     let rv_match = req.param("resourceVersionMatch").filter(|s| !s.is_empty());
@@ -205,7 +221,7 @@ pub(super) async fn list(
                     .map(|(k, _): &(&ObjectKey, _)| *k)
                     .unwrap_or(key);
                 next = Some(ContinueToken {
-                    rv: snapshot.revision,
+                    rv: Some(snapshot.revision),
                     after: last.clone(),
                 });
             }
@@ -256,10 +272,15 @@ mod tests {
     #[test]
     fn continue_token_round_trips_and_rejects_garbage() {
         let t = ContinueToken {
-            rv: 42,
+            rv: Some(42),
             after: ObjectKey::new("ns", "a-b"),
         };
         assert_eq!(ContinueToken::decode(&t.encode()), Some(t));
+        let latest = ContinueToken {
+            rv: None,
+            after: ObjectKey::new("", "x"),
+        };
+        assert_eq!(ContinueToken::decode(&latest.encode()), Some(latest));
         assert_eq!(ContinueToken::decode("zz"), None);
         assert_eq!(ContinueToken::decode("abc"), None);
         assert_eq!(ContinueToken::decode("é1"), None);

@@ -332,6 +332,17 @@ async fn list_pages_are_consistent_and_expire_with_compaction() {
     )
     .await;
     assert_eq!((code, s["reason"].as_str()), (410, Some("Expired")), "{s}");
+    // The 410 carries a fresh token that continues after the same key, at the latest revision.
+    let fresh = s["metadata"]["continue"].as_str().unwrap_or("").to_string();
+    let (code, rest) = call(
+        &st,
+        Method::GET,
+        &format!("{CMS}?limit=10&continue={fresh}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(names(&rest), vec!["c4"]);
     let (code, all) = call(&st, Method::GET, "/api/v1/secrets", Value::Null).await;
     assert_eq!((code, names(&all).len()), (200, 6));
     let (code, _) = call(
@@ -542,6 +553,19 @@ async fn binding_assigns_a_node_once() {
     }));
     let (code, _) = call(&st, Method::POST, &format!("{PODS}/p/binding"), binding).await;
     assert_eq!(code, 409);
+    call(&st, Method::POST, PODS, pod("q")).await;
+    let stale = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "q", "uid": "other"},
+                       "target": {"kind": "Node", "name": "n1"}});
+    let (code, s) = call(&st, Method::POST, &format!("{PODS}/q/binding"), stale).await;
+    assert_eq!(code, 409, "{s}");
+    assert!(s["message"].as_str().is_some_and(|m| m.starts_with(
+        "Operation cannot be fulfilled on pods \"q\": Precondition failed: UID in precondition: other, UID in object meta: "
+    )), "{s}");
+    let (_, q) = call(&st, Method::GET, &format!("{PODS}/q"), Value::Null).await;
+    assert!(
+        q["spec"].get("nodeName").is_none(),
+        "the pod stays unbound: {q}"
+    );
     // A bound pod is deleted gracefully; with grace 0 at once.
     let (_, pending) = call(&st, Method::DELETE, &format!("{PODS}/p"), Value::Null).await;
     assert_eq!(pending["metadata"]["deletionGracePeriodSeconds"], 30);

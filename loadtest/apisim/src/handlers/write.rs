@@ -366,6 +366,35 @@ pub(super) fn bind(
         ));
     }
     let key = ObjectKey::new(&request_namespace(rt, req), name);
+    let want_uid = str_at(&binding, "/metadata/uid").to_string();
+    let want_rv = str_at(&binding, "/metadata/resourceVersion").to_string();
+    // The Binding's uid and resourceVersion are preconditions on the pod (the real `assignPod`).
+    if !want_uid.is_empty() || !want_rv.is_empty() {
+        let current = state
+            .store
+            .get(&storage_key(rt), &key)
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let uid = str_at(&current.value(), "/metadata/uid").to_string();
+        if !want_uid.is_empty() && want_uid != uid {
+            return Err(ApiError::conflict(
+                rt,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {want_uid}, UID in object meta: {uid}"
+                ),
+            ));
+        }
+        if !want_rv.is_empty() && want_rv != current.rv.to_string() {
+            return Err(ApiError::conflict(
+                rt,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want_rv}, ResourceVersion in object meta: {}",
+                    current.rv
+                ),
+            ));
+        }
+    }
     bind_pod(state, rt, &key, &node)?;
     Ok(super::json_response(
         StatusCode::CREATED,
