@@ -46,6 +46,69 @@ pub enum AppError {
     /// The resume points could not be read.
     #[error("failed to read resume points")]
     ResumePoints(#[source] crate::log::LogError),
+    /// A removed tenant's view entries and resume points could not be dropped.
+    #[error("failed to forget removed tenant {cluster}")]
+    Forget {
+        /// Its cluster key.
+        cluster: String,
+        /// Cause.
+        #[source]
+        source: crate::log::LogError,
+    },
+    /// The list of served tenants in the data directory could not be read or written.
+    #[error("failed to access {path}")]
+    ServedTenants {
+        /// The file.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// File in the data directory listing the cluster keys the last run served (one per line).
+pub const SERVED_TENANTS_FILE: &str = "served-tenants";
+
+/// Cluster keys the previous run on `data_dir` served that are not in `current`: their unapplied log entries
+/// must be dropped (register them as removed in the tenant registry before the pipeline replays) and their
+/// view entries and resume points forgotten (see [`Syncer::start`]).
+pub fn removed_since_last_run(
+    data_dir: &Path,
+    current: &[TenantConnection],
+) -> Result<Vec<String>, AppError> {
+    let path = data_dir.join(SERVED_TENANTS_FILE);
+    let previous = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(AppError::ServedTenants {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let current: HashSet<&str> = current.iter().map(|t| t.cluster_key.as_str()).collect();
+    Ok(previous
+        .lines()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && !current.contains(k))
+        .map(str::to_string)
+        .collect())
+}
+
+fn record_served(data_dir: &Path, current: &[TenantConnection]) -> Result<(), AppError> {
+    let path = data_dir.join(SERVED_TENANTS_FILE);
+    let tmp = data_dir.join(format!("{SERVED_TENANTS_FILE}.tmp"));
+    let text: String = current
+        .iter()
+        .map(|t| format!("{}\n", t.cluster_key))
+        .collect();
+    let err = |source| AppError::ServedTenants {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
 }
 
 /// A tenant with its client, ready to be synced.
@@ -114,15 +177,28 @@ pub struct Syncer {
 
 impl Syncer {
     /// Opens the log, starts the shards with `reconciler` and one source per (cluster × kind), on the
-    /// current tokio runtime.
+    /// current tokio runtime. `removed` tenants (see [`removed_since_last_run`]) have their view entries
+    /// and resume points dropped; the list of served tenants is then recorded in the data directory.
     pub fn start(
         super_client: kube::Client,
         tenants: &[TenantConnection],
+        removed: &[String],
         pipeline_cfg: PipelineConfig,
         source_cfg: SourceConfig,
         reconciler: Arc<dyn Reconciler>,
     ) -> Result<Self, AppError> {
+        let data_dir = pipeline_cfg.data_dir.clone();
         let pipeline = Pipeline::start(pipeline_cfg, reconciler).map_err(AppError::Pipeline)?;
+        for cluster in removed {
+            tracing::info!(%cluster, "tenant no longer configured: forgetting its view and resume points");
+            pipeline
+                .forget_cluster(cluster)
+                .map_err(|source| AppError::Forget {
+                    cluster: cluster.clone(),
+                    source,
+                })?;
+        }
+        record_served(&data_dir, tenants)?;
         let kinds = source::synced_kinds();
         let kind_names: Vec<String> = kinds.iter().map(|k| k.kind.clone()).collect();
         let served: HashSet<String> = tenants.iter().map(|t| t.cluster_key.clone()).collect();

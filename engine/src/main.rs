@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use metrics_exporter_prometheus::PrometheusHandle;
-use syncer::app::{Syncer, TenantConnection, client_from_kubeconfig};
+use syncer::app::{Syncer, TenantConnection, client_from_kubeconfig, removed_since_last_run};
 use syncer::config::{self, Args, TenantSpec};
 use syncer::embedded::{self, Embedded};
 use syncer::metrics::LagWindow;
@@ -129,12 +129,17 @@ async fn serve(
             t.client.clone(),
         );
     }
+    // Work left in the log for tenants no longer configured is dropped, not retried forever.
+    let removed = removed_since_last_run(&log_dir, &tenants)?;
+    for key in &removed {
+        registry.remove(key);
+    }
     let reconciler = Arc::new(SyncReconciler::new(
         super_client.clone(),
         registry,
         tokio::runtime::Handle::current(),
     ));
-    let mut pipeline_cfg = PipelineConfig::new(log_dir);
+    let mut pipeline_cfg = PipelineConfig::new(log_dir.clone());
     pipeline_cfg.shards = args.shards;
     pipeline_cfg.fairness = !args.no_fairness;
     if let Some(budget) = args.disk_budget {
@@ -144,6 +149,7 @@ async fn serve(
     let syncer = Syncer::start(
         super_client,
         &tenants,
+        &removed,
         pipeline_cfg,
         SourceConfig::default(),
         reconciler,
