@@ -130,8 +130,18 @@ impl TestCluster {
     /// real binaries without `KUBE_CONTROLLER_MANAGER_BIN` leave namespaces `Terminating` forever. An
     /// existing cluster is assumed to run a controller manager.
     pub fn namespace_deletion_completes(&self) -> bool {
+        matches!(self.inner, Inner::Simulator(_)) || self.runs_controllers()
+    }
+
+    /// `true` when kube-controller-manager's controllers act on the objects tests create (real binaries
+    /// with `KUBE_CONTROLLER_MANAGER_BIN`, or an existing cluster). They write too — the deployment
+    /// controller annotates Deployments, the root-CA publisher adds `kube-root-ca.crt` to every
+    /// namespace — so tests that count writes exactly check this first. The simulator only does the
+    /// namespace controller's job.
+    pub fn runs_controllers(&self) -> bool {
         match &self.inner {
-            Inner::Simulator(_) | Inner::Kubeconfig => true,
+            Inner::Simulator(_) => false,
+            Inner::Kubeconfig => true,
             Inner::Real(real) => real.has_controller_manager(),
         }
     }
