@@ -22,7 +22,8 @@
 //! * **Resume{rv}**: open a watch from `rv`. 410 Gone → Empty (relist). Other errors → backoff → Resume{rv}.
 //! * **Watching{rv, stream}**: read events in batches (the first awaited, more taken while immediately
 //!   ready, up to `max_batch`); append them with the last event's or bookmark's resourceVersion as resume
-//!   point, and only then read more (backpressure). Stream end (server timeout or dropped connection) →
+//!   point, and only then read more (backpressure). Stream end (server timeout, dropped connection, or no
+//!   byte for `timeoutSeconds` + 30 s) →
 //!   Resume{rv}, after a backoff if the stream delivered nothing. An `ERROR` event with 410 → Empty; any
 //!   other error → backoff → Resume{rv}.
 //!
@@ -283,8 +284,14 @@ impl<L: SourceLog> KindWatcher<L> {
         opened: Instant,
         mut events: u64,
     ) -> State {
-        let Some(first) = stream.next().await else {
-            // Server timeout or dropped connection: re-watch from where we are.
+        // The server ends the watch after `timeoutSeconds`; a connection that stays silent well past that
+        // (a dead peer, no FIN) is treated as dropped.
+        let silence = Duration::from_secs(u64::from(self.cfg.watch_timeout_secs) + 30);
+        let next = tokio::time::timeout(silence, stream.next())
+            .await
+            .unwrap_or_default();
+        let Some(first) = next else {
+            // Server timeout, dropped or silent connection: re-watch from where we are.
             if events == 0 && opened.elapsed() < Duration::from_secs(1) {
                 self.set_up(false);
                 self.sleep_backoff().await;
