@@ -536,3 +536,30 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_bounded_jitter_and_resets() {
+        let initial = Duration::from_millis(100);
+        let max = Duration::from_millis(800);
+        let mut b = Backoff::new(initial, max);
+        let mut base = initial;
+        for _ in 0..8 {
+            let d = b.delay();
+            assert!(
+                d >= base && d <= base + base / 4,
+                "{d:?} not in [{base:?}, +25%]"
+            );
+            base = (base * 2).min(max);
+        }
+        b.reset();
+        let d = b.delay();
+        assert!(
+            d >= initial && d <= initial + initial / 4,
+            "{d:?} after reset"
+        );
+    }
+}
