@@ -22,7 +22,7 @@ use kube::api::{
     DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::runtime::{WatchStreamExt, watcher};
-use testcluster::ClusterOptions;
+use testcluster::{Backend, ClusterOptions};
 
 /// Type, name and resourceVersion of a watch event (bookmarks have no name).
 fn describe(event: &WatchEvent<ConfigMap>) -> (String, String, Option<String>) {
@@ -285,8 +285,8 @@ async fn too_old_resource_version_gets_a_410_error_event() -> anyhow::Result<()>
     bounded(async {
         let env = env("watch-gone").await?;
         let configmaps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
-        let old_rv = match env.cluster.simulator() {
-            Some(sim) => {
+        let old_rv = match (env.cluster.simulator(), env.cluster.backend()) {
+            (Some(sim), _) => {
                 let rv = configmaps
                     .list(&ListParams::default())
                     .await?
@@ -299,9 +299,18 @@ async fn too_old_resource_version_gets_a_410_error_event() -> anyhow::Result<()>
                 sim.force_compaction();
                 rv
             }
-            // On a real server the watch cache starts at the revision it first listed, long after
-            // revision 1, so "1" is older than its history.
-            None => "1".to_string(),
+            // A long-running cluster's watch cache has moved far past revision 1.
+            (None, Backend::Kubeconfig) => "1".to_string(),
+            // A freshly started kube-apiserver may still hold revision 1 in its watch cache (its caches
+            // list at the first revisions), and compacting etcd on demand is not exposed.
+            _ => {
+                skip(
+                    "too_old_resource_version_gets_a_410_error_event",
+                    env.cluster.backend(),
+                    "no way to make a resourceVersion too old on a fresh real server",
+                );
+                return Ok(());
+            }
         };
         let mut stream = configmaps
             .watch(&WatchParams::default().timeout(10), &old_rv)
