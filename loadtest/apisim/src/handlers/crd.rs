@@ -199,7 +199,11 @@ pub(crate) fn establish(state: &Arc<ApiState>, rt: &ResourceType, crd: &Value) {
     state
         .registry
         .set_crd(&name, types_of(crd), schemas_of(crd));
-    let mut accepted = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let mut accepted = crd
+        .pointer("/spec/names")
+        .filter(|n| n.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     if str_at(&accepted, "/listKind").is_empty() {
         accepted["listKind"] = json!(format!("{}List", str_at(&accepted, "/kind")));
     }

@@ -740,6 +740,14 @@ async fn crds_serve_custom_resources() {
     )
     .await;
     assert_eq!(smp.status().as_u16(), 415);
+    let (code, _) = call(
+        &st,
+        Method::PATCH,
+        &format!("{crds}/widgets.example.com"),
+        json!({"spec": {"names": "not-an-object"}}),
+    )
+    .await;
+    assert_eq!(code, 422, "CRD updates are validated too");
     assert_eq!(
         call(
             &st,

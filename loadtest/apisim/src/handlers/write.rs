@@ -554,6 +554,13 @@ fn update_impl(
         if rt.custom {
             super::crd::validate_object(state, rt, &new)?;
         }
+        if scope == WriteScope::Main
+            && !rt.custom
+            && rt.group == "apiextensions.k8s.io"
+            && rt.plural == "customresourcedefinitions"
+        {
+            super::crd::validate(state, rt, &new)?;
+        }
         if scope == WriteScope::Main {
             let causes = super::validate::validate(rt, &new);
             if !causes.is_empty() {
