@@ -50,11 +50,18 @@ impl TestCluster {
 
     /// Starts a cluster on the backend the environment selects; `opts` apply to the simulator only.
     pub async fn start_with(opts: ClusterOptions) -> Result<TestCluster, TestClusterError> {
+        Self::start_planned(opts, Plan::from_env()?).await
+    }
+
+    /// Starts the backend `plan` names.
+    async fn start_planned(
+        opts: ClusterOptions,
+        plan: Plan,
+    ) -> Result<TestCluster, TestClusterError> {
         let dir = tempfile::Builder::new()
             .prefix("testcluster-")
             .tempdir()
             .map_err(TestClusterError::TempDir)?;
-        let plan = Plan::from_env()?;
         tracing::info!(?plan, dir = %dir.path().display(), "starting test cluster");
         let (inner, kubeconfig_path) = match plan {
             Plan::Simulator => {
@@ -194,6 +201,53 @@ fn unique_name(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn simulator_plan_gives_a_simulator_without_controllers() -> anyhow::Result<()> {
+        let cluster =
+            TestCluster::start_planned(ClusterOptions::default(), Plan::Simulator).await?;
+        assert_eq!(cluster.backend(), Backend::Simulator);
+        assert!(cluster.simulator().is_some());
+        assert!(!cluster.runs_controllers());
+        assert!(cluster.namespace_deletion_completes());
+        let namespaces: Api<Namespace> = Api::all(cluster.client().await?);
+        assert!(namespaces.get_opt("default").await?.is_some());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_plan_uses_the_given_file_and_leaves_the_server_alone() -> anyhow::Result<()>
+    {
+        let existing = apisim::Simulator::start(apisim::SimConfig::default()).await?;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("existing.kubeconfig");
+        std::fs::write(&path, existing.kubeconfig_yaml("existing"))?;
+
+        let cluster = TestCluster::start_planned(
+            ClusterOptions::default(),
+            Plan::Kubeconfig { path: path.clone() },
+        )
+        .await?;
+        assert_eq!(cluster.backend(), Backend::Kubeconfig);
+        assert_eq!(cluster.kubeconfig_path(), path.as_path());
+        assert!(cluster.simulator().is_none());
+        assert!(cluster.runs_controllers());
+        let ns = cluster.create_namespace("existing").await?;
+        drop(cluster);
+
+        // The existing server keeps running and keeps what the test created.
+        assert!(path.exists());
+        let client = kube::Client::try_from(
+            kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(&path)?,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?,
+        )?;
+        let namespaces: Api<Namespace> = Api::all(client);
+        assert!(namespaces.get_opt(&ns).await?.is_some());
+        Ok(())
+    }
 
     #[test]
     fn unique_names_are_dns_labels_and_differ() {
