@@ -1006,3 +1006,31 @@ async fn a_recreated_namespace_starts_with_only_its_defaults() {
         .unwrap_or_default();
     assert_eq!(names, vec!["kube-root-ca.crt"]);
 }
+
+#[tokio::test]
+async fn a_patch_must_leave_an_object() {
+    let st = state();
+    call(&st, Method::POST, CMS, cm("a")).await;
+    let resp = crate::handlers::handle(
+        &st,
+        crate::handlers::ApiRequest {
+            method: Method::PATCH,
+            path: match crate::routing::route(&format!("{CMS}/a")) {
+                crate::routing::Route::Resource(p) => p,
+                other => panic!("{other:?}"),
+            },
+            query: Default::default(),
+            content_type: Some("application/json-patch+json".into()),
+            accept: None,
+            body: bytes::Bytes::from_static(br#"[{"op": "replace", "path": "", "value": 5}]"#),
+        },
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(
+        call(&st, Method::GET, &format!("{CMS}/a"), Value::Null)
+            .await
+            .1["data"]["a"],
+        "MQ=="
+    );
+}

@@ -342,8 +342,14 @@ pub(super) fn patch(
     }
     let key = ObjectKey::new(&request_namespace(rt, req), name);
     let stored = update_impl(state, rt, &key, scope_of(sub), req.dry_run(), |old| {
-        crate::patch::apply_patch(kind, &rt.kind, old, &req.body)
-            .map_err(|e| patch_error(rt, name, &e))
+        let patched = crate::patch::apply_patch(kind, &rt.kind, old, &req.body)
+            .map_err(|e| patch_error(rt, name, &e))?;
+        if !patched.is_object() {
+            return Err(ApiError::bad_request(
+                "couldn't get version/kind; json parse error: the patched document is not a JSON object",
+            ));
+        }
+        Ok(patched)
     })?;
     after_update(state, rt, &key);
     Ok(bytes_response(StatusCode::OK, stored.json))
