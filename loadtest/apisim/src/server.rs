@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -102,26 +102,60 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Reads the body up to the configured limit (413 beyond it).
-async fn read_body(body: Incoming, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::too_large(limit));
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::too_large(limit))
+/// Bytes of an oversized body read and thrown away before answering 413, so the client (still sending)
+/// reads the answer instead of a reset connection (Go's server does the same with a bounded delay).
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+/// Time spent draining an oversized body at most.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Reads the body up to the configured limit (413 beyond it, after draining the rest within bounds).
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut too_large = false;
+    let mut seen: usize = 0;
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    loop {
+        let next = if too_large {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => break,
+            }
+        } else {
+            body.frame().await
+        };
+        let Some(frame) = next else {
+            break;
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) if too_large => {
+                tracing::debug!(error = %e, "oversized body ended early");
+                break;
+            }
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "failed to read the request body: {e}"
+                )));
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > limit {
+            too_large = true;
+            buf = bytes::BytesMut::new();
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&data);
         }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "failed to read the request body: {e}"
-        ))),
+    }
+    if too_large {
+        Err(ApiError::too_large(limit))
+    } else {
+        Ok(buf.freeze())
     }
 }
 
@@ -141,7 +175,7 @@ async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> 
             }
         }
     }
-    let body = match read_body(body, &parts.headers, state.config.max_body_bytes).await {
+    let body = match read_body(body, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
@@ -284,6 +318,14 @@ mod tests {
         assert!(
             resp.starts_with("HTTP/1.1 404") && resp.contains("\"kind\":\"Status\""),
             "{resp}"
+        );
+        // A body far over the limit is drained, so the client reads the 413 rather than a reset.
+        let huge = vec![b' '; 4 * 1024 * 1024];
+        let resp = raw(&sim, "POST", "/api/v1/namespaces/default/configmaps", &huge).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 413"),
+            "{}",
+            &resp[..resp.len().min(200)]
         );
         let version = raw(&sim, "GET", "/version", b"").await;
         assert!(
