@@ -20,6 +20,9 @@ use etcd::Etcd;
 use crate::TestClusterError;
 use crate::kubeconfig::{self, TlsClientMaterial};
 
+/// Start attempts for kube-apiserver when its port turns out to be taken.
+const APISERVER_START_ATTEMPTS: usize = 3;
+
 /// The binaries a real cluster runs.
 #[derive(Debug, Clone)]
 pub(crate) struct RealBinaries {
@@ -51,36 +54,28 @@ impl RealCluster {
             source,
         })?;
         let pki = pki::generate(&pki_dir, FIRST_SERVICE_IP)?;
-        let port = ports::free_loopback_port().map_err(TestClusterError::FreePort)?;
-        let yaml = kubeconfig::render(
-            "testcluster",
-            &format!("https://127.0.0.1:{port}"),
-            &TlsClientMaterial {
-                ca_pem: pki.ca_cert_pem.clone(),
-                cert_pem: pki.admin_cert_pem.clone(),
-                key_pem: pki.admin_key_pem.clone(),
-            },
-        )?;
-        kubeconfig::write(kubeconfig_path, &yaml)?;
-        let client = kubeconfig::client_from_file(kubeconfig_path).await?;
-        let started = Apiserver::start(
-            ApiserverInputs {
-                binary: &binaries.apiserver,
-                etcd_url: etcd.client_url(),
-                port,
-                pki: &pki,
-                dir,
-            },
-            &client,
-        )
-        .await;
-        let apiserver = match started {
-            Ok(apiserver) => apiserver,
-            Err(error) => {
-                // The error carries the apiserver's log; etcd's is printed here because the temporary
-                // directory holding it is removed when the caller drops it.
-                eprintln!("etcd log (last lines):\n{}", etcd.log_tail());
-                return Err(error);
+        let mut attempt = 0;
+        let apiserver = loop {
+            attempt += 1;
+            let started = Self::start_apiserver(binaries, dir, kubeconfig_path, &etcd, &pki).await;
+            match started {
+                Ok(apiserver) => break apiserver,
+                // The free port may have been taken between probing and binding it: try another.
+                Err(TestClusterError::Exited { ref log_tail, .. })
+                    if attempt < APISERVER_START_ATTEMPTS
+                        && log_tail.contains("address already in use") =>
+                {
+                    tracing::warn!(
+                        attempt,
+                        "kube-apiserver port was taken; retrying on another port"
+                    );
+                }
+                Err(error) => {
+                    // The error carries the apiserver's log; etcd's is printed here because the
+                    // temporary directory holding it is removed when the caller drops it.
+                    eprintln!("etcd log (last lines):\n{}", etcd.log_tail());
+                    return Err(error);
+                }
             }
         };
         let controller_manager = match &binaries.controller_manager {
@@ -94,6 +89,39 @@ impl RealCluster {
             apiserver,
             _etcd: etcd,
         })
+    }
+
+    /// Picks a port, writes the admin kubeconfig for it and starts kube-apiserver on it.
+    async fn start_apiserver(
+        binaries: &RealBinaries,
+        dir: &Path,
+        kubeconfig_path: &Path,
+        etcd: &Etcd,
+        pki: &pki::PkiFiles,
+    ) -> Result<Apiserver, TestClusterError> {
+        let port = ports::free_loopback_port().map_err(TestClusterError::FreePort)?;
+        let yaml = kubeconfig::render(
+            "testcluster",
+            &format!("https://127.0.0.1:{port}"),
+            &TlsClientMaterial {
+                ca_pem: pki.ca_cert_pem.clone(),
+                cert_pem: pki.admin_cert_pem.clone(),
+                key_pem: pki.admin_key_pem.clone(),
+            },
+        )?;
+        kubeconfig::write(kubeconfig_path, &yaml)?;
+        let client = kubeconfig::client_from_file(kubeconfig_path).await?;
+        Apiserver::start(
+            ApiserverInputs {
+                binary: &binaries.apiserver,
+                etcd_url: etcd.client_url(),
+                port,
+                pki,
+                dir,
+            },
+            &client,
+        )
+        .await
     }
 
     /// `true` when kube-controller-manager runs, so namespace deletion completes.
@@ -159,8 +187,9 @@ mod tests {
 
     /// A stand-in for kube-apiserver: `openssl s_server` with the generated serving certificate,
     /// requiring a client certificate signed by the generated CA, serving `/readyz` and the `default`
-    /// namespace from files. Start-up must complete, which proves the PKI, the kubeconfig (TLS verified
-    /// against the CA, admin client certificate), the readiness loop and the process handling.
+    /// namespace from files. Its first start fails like a taken port. Start-up must complete, which
+    /// proves the PKI, the kubeconfig (TLS verified against the CA, admin client certificate), the
+    /// readiness loop, the retry on a taken port and the process handling.
     #[tokio::test]
     async fn start_completes_against_a_tls_stand_in() -> anyhow::Result<()> {
         let Some(etcd) = std::env::var_os(crate::ENV_ETCD_BIN) else {
@@ -194,6 +223,11 @@ for a in "$@"; do
     --client-ca-file=*) CA="${{a#*=}}" ;;
   esac
 done
+if [ ! -e "{www}/../first-attempt-done" ]; then
+  touch "{www}/../first-attempt-done"
+  echo "failed to listen on 127.0.0.1:$PORT: listen tcp 127.0.0.1:$PORT: bind: address already in use" >&2
+  exit 1
+fi
 cd "{www}" || exit 1
 exec openssl s_server -quiet -accept "127.0.0.1:$PORT" -cert "$CERT" -key "$KEY" \
   -CAfile "$CA" -Verify 1 -verify_return_error -WWW
@@ -214,6 +248,10 @@ exec openssl s_server -quiet -accept "127.0.0.1:$PORT" -cert "$CERT" -key "$KEY"
         let mut cluster = RealCluster::start(&binaries, dir.path(), &kubeconfig_path).await?;
         assert!(!cluster.has_controller_manager());
         assert!(cluster.exited_error().is_none());
+        assert!(
+            dir.path().join("first-attempt-done").exists(),
+            "the failing first attempt did not run"
+        );
 
         // A fresh client from the written kubeconfig reaches the server over verified TLS.
         let client = kubeconfig::client_from_file(&kubeconfig_path).await?;
