@@ -229,6 +229,11 @@ impl Simulator {
         self.state.store.object_count()
     }
 
+    /// JSON bytes held for the current objects (the store's own count, without allocator overhead).
+    pub fn stored_bytes(&self) -> usize {
+        self.state.store.stored_bytes().0
+    }
+
     /// Stops serving, closes all connections and waits until the port is released.
     pub async fn shutdown(self) {
         self.server.shutdown().await;

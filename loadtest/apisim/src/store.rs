@@ -199,6 +199,24 @@ impl Store {
         self.inner.lock().object_count
     }
 
+    /// Bytes of JSON held for the current objects and, separately, for the history (versions shared between
+    /// the two are counted in both).
+    pub fn stored_bytes(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        let objects = inner
+            .resources
+            .values()
+            .flat_map(|m| m.values())
+            .map(|o| o.json.len())
+            .sum();
+        let history = inner
+            .history
+            .iter()
+            .map(|e| e.object.json.len() + e.prev.as_ref().map_or(0, |p| p.json.len()))
+            .sum();
+        (objects, history)
+    }
+
     /// The oldest revision a watch can resume from.
     pub fn oldest_resumable(&self) -> u64 {
         self.inner.lock().oldest_resumable
