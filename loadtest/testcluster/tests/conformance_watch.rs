@@ -461,3 +461,76 @@ async fn watch_without_resource_version_starts_with_existing_objects() -> anyhow
     })
     .await
 }
+
+/// Mostly the live path (the other order test replays history): a watch opened while a burst of 200
+/// writes runs gets every one of them, once, in resourceVersion order, per object ADDED then MODIFIED.
+#[tokio::test]
+async fn live_watch_gets_a_burst_of_writes_without_loss() -> anyhow::Result<()> {
+    bounded(async {
+        let env = env("watch-burst").await?;
+        let configmaps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+        let rv0 = configmaps
+            .list(&ListParams::default())
+            .await?
+            .metadata
+            .resource_version
+            .unwrap_or_default();
+        let names: Vec<String> = (0..20).map(|i| format!("burst-{i:02}")).collect();
+        let only: Vec<&str> = names.iter().map(String::as_str).collect();
+        const PATCHES: usize = 9;
+        let expected = names.len() * (1 + PATCHES);
+
+        let watcher = {
+            let configmaps = configmaps.clone();
+            let only: Vec<String> = names.clone();
+            let rv0 = rv0.clone();
+            tokio::spawn(async move {
+                let only: Vec<&str> = only.iter().map(String::as_str).collect();
+                collect_changes(
+                    &configmaps,
+                    &WatchParams::default().timeout(60),
+                    &rv0,
+                    expected,
+                    &only,
+                )
+                .await
+            })
+        };
+        for name in &names {
+            configmaps
+                .create(&PostParams::default(), &configmap(name, &[]))
+                .await?;
+        }
+        for round in 0..PATCHES {
+            for name in &names {
+                let patch = Patch::Merge(serde_json::json!({"data": {"k": round.to_string()}}));
+                configmaps
+                    .patch(name, &PatchParams::default(), &patch)
+                    .await?;
+            }
+        }
+        let events = watcher.await??;
+        assert_eq!(events.len(), expected, "lost or extra events");
+        let mut last = rv_num(Some(&rv0))?;
+        for (kind, name, rv) in &events {
+            let rv = rv_num(rv.as_ref())?;
+            assert!(rv > last, "{kind} {name} at {rv} not after {last}");
+            last = rv;
+        }
+        for name in &only {
+            let kinds: Vec<&str> = events
+                .iter()
+                .filter(|(_, n, _)| n == name)
+                .map(|(k, _, _)| k.as_str())
+                .collect();
+            assert_eq!(kinds.len(), 1 + PATCHES, "{name}: {kinds:?}");
+            assert_eq!(kinds[0], "ADDED", "{name}: {kinds:?}");
+            assert!(
+                kinds[1..].iter().all(|k| *k == "MODIFIED"),
+                "{name}: {kinds:?}"
+            );
+        }
+        Ok(())
+    })
+    .await
+}
