@@ -225,4 +225,33 @@ mod tests {
         let nameless = json!({"metadata": {"namespace": "x"}});
         assert!(work_key(&role, "Pod", &nameless).is_none());
     }
+
+    proptest::proptest! {
+        /// A tenant pod and its super copy (in the translated namespace, with the syncer's annotations)
+        /// map to the same work key, so both directions of one object land on one shard.
+        #[test]
+        fn tenant_object_and_its_super_copy_share_a_work_key(
+            ns in "[a-z][a-z0-9-]{0,20}[a-z0-9]",
+            name in "[a-z][a-z0-9.-]{0,30}[a-z0-9]",
+            key in "[a-z][a-z0-9-]{0,20}[a-z0-9]",
+        ) {
+            let tenant = ClusterRole::Tenant { cluster_key: key.clone() };
+            let sup = super_role(&[key.as_str()]);
+            let tenant_pod = json!({"metadata": {"name": name, "namespace": ns}});
+            let super_pod = json!({"metadata": {
+                "name": name,
+                "namespace": naming::super_namespace(&key, &ns),
+                "annotations": {ANNOTATION_CLUSTER: key, ANNOTATION_NAMESPACE: ns, ANNOTATION_UID: "u"}}});
+            let a = work_key(&tenant, "Pod", &tenant_pod);
+            proptest::prop_assert!(a.is_some());
+            proptest::prop_assert_eq!(a, work_key(&sup, "Pod", &super_pod));
+            let tenant_ns = json!({"metadata": {"name": ns}});
+            let super_ns = json!({"metadata": {
+                "name": naming::super_namespace(&key, &ns),
+                "annotations": {ANNOTATION_CLUSTER: key, ANNOTATION_NAMESPACE: ns, ANNOTATION_UID: "u"}}});
+            let b = work_key(&tenant, "Namespace", &tenant_ns);
+            proptest::prop_assert!(b.is_some());
+            proptest::prop_assert_eq!(b, work_key(&sup, "Namespace", &super_ns));
+        }
+    }
 }

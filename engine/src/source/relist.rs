@@ -74,4 +74,18 @@ mod tests {
         assert!(!is_gone("11", "10"));
         assert!(is_gone("x", "10"));
     }
+
+    proptest::proptest! {
+        /// Numeric versions: a listed object is recorded exactly when the view is behind it, and a known
+        /// object missing from the list is deleted exactly when it is not newer than the list.
+        #[test]
+        fn numeric_versions_follow_the_newer_wins_rule(known in 0u64..1000, listed in 0u64..1000) {
+            let (k, l) = (known.to_string(), listed.to_string());
+            let event = listed_event(Some(&k), &l);
+            proptest::prop_assert_eq!(event.is_some(), known < listed);
+            proptest::prop_assert_eq!(event.is_some_and(|e| e == EventType::Modified), known < listed);
+            proptest::prop_assert_eq!(is_gone(&k, &l), known <= listed);
+            proptest::prop_assert_eq!(listed_event(None, &l), Some(EventType::Added));
+        }
+    }
 }
