@@ -95,7 +95,8 @@ pub struct Args {
     /// YAML list of tenants: `- {name, namespace, uid, kubeconfig}` (kubeconfig paths relative to the file).
     #[arg(long, value_name = "FILE")]
     pub tenants_config: Option<PathBuf>,
-    /// Data directory (the durable log). Created if missing.
+    /// Data directory (the durable log). Created if missing. The embedded default keeps its log in
+    /// `<data-dir>/embedded-log/` and wipes it at start (its simulated clusters do not outlive the process).
     #[arg(long, value_name = "DIR", default_value = "syncer-data")]
     pub data_dir: PathBuf,
     /// Number of reconcile shards (OS threads).
@@ -105,6 +106,7 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub metrics_addr: SocketAddr,
     /// Unapplied log backlog at which watches stop being read (backpressure), e.g. `512Mi`, `1G`, `100000`.
+    /// Default: the pipeline's (1 GiB).
     #[arg(long, value_parser = parse_bytes)]
     pub disk_budget: Option<u64>,
     /// Serve tenants in plain FIFO order instead of weighted fair (deficit round robin) order.
