@@ -334,3 +334,57 @@ async fn crd_deletion_removes_its_resources() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// Rule: strategic merge patch needs Go struct tags, which custom resources do not have, so it is 415
+/// `UnsupportedMediaType` on them; the accepted types are JSON patch, merge patch and apply
+/// ("the body of the request was in an unknown format - accepted media types include:
+/// application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml").
+#[tokio::test]
+async fn strategic_merge_patch_on_a_custom_resource_is_415() -> anyhow::Result<()> {
+    bounded(async {
+        let env = env("crd-smp").await?;
+        let group = format!("{}.conformance.example.com", env.ns);
+        install(&env.client, &group).await?;
+        let widgets: Api<DynamicObject> =
+            Api::namespaced_with(env.client.clone(), &env.ns, &resource(&group));
+        widgets
+            .create(
+                &PostParams::default(),
+                &widget(&group, "w", serde_json::json!({"size": 1})),
+            )
+            .await?;
+        let status = api_status(
+            widgets
+                .patch(
+                    "w",
+                    &PatchParams::default(),
+                    &Patch::Strategic(serde_json::json!({"spec": {"size": 2}})),
+                )
+                .await,
+        )?;
+        assert_eq!(
+            (status.code, status.reason.as_str()),
+            (415, "UnsupportedMediaType"),
+            "{status:?}"
+        );
+        assert!(
+            status.message.starts_with(
+                "the body of the request was in an unknown format - accepted media types include:"
+            ),
+            "{}",
+            status.message
+        );
+        assert!(
+            !status.message.contains("strategic-merge-patch"),
+            "{}",
+            status.message
+        );
+        assert_eq!(
+            widgets.get("w").await?.data["spec"]["size"],
+            1,
+            "the patch was applied"
+        );
+        Ok(())
+    })
+    .await
+}

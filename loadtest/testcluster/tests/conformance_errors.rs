@@ -352,3 +352,45 @@ async fn delete_preconditions_that_do_not_match_are_409() -> anyhow::Result<()> 
     })
     .await
 }
+
+/// Rule (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/negotiation `NewUnsupportedMediaTypeError`):
+/// a PATCH whose content type is not a patch type is 415 `UnsupportedMediaType`, "the body of the
+/// request was in an unknown format - accepted media types include: ...".
+#[tokio::test]
+async fn unknown_patch_content_type_is_415() -> anyhow::Result<()> {
+    bounded(async {
+        let env = env("err-415").await?;
+        let configmaps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+        configmaps
+            .create(&PostParams::default(), &configmap("p", &[]))
+            .await?;
+        let path = format!("/api/v1/namespaces/{}/configmaps/p", env.ns);
+        let response = raw(
+            &env.client,
+            Method::PATCH,
+            &path,
+            Some("text/plain"),
+            br#"{"data":{"k":"x"}}"#.to_vec(),
+        )
+        .await?;
+        let status = assert_status_body(&response, 415, "UnsupportedMediaType")?;
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(
+                "the body of the request was in an unknown format - accepted media types include:"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("application/strategic-merge-patch+json"),
+            "{message}"
+        );
+        assert_eq!(
+            configmaps.get("p").await?.data,
+            configmap("p", &[]).data,
+            "the patch was applied"
+        );
+        Ok(())
+    })
+    .await
+}
