@@ -394,3 +394,31 @@ async fn unknown_patch_content_type_is_415() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// Rule: a verb the resource does not serve at that URL is 405 `MethodNotAllowed`, "the server does not
+/// allow this method on the requested resource" (a PUT on a collection, for example).
+#[tokio::test]
+async fn unsupported_method_is_405() -> anyhow::Result<()> {
+    bounded(async {
+        let env = env("err-405").await?;
+        let path = format!("/api/v1/namespaces/{}/configmaps", env.ns);
+        let body = serde_json::to_vec(&configmap("x", &[]))?;
+        let response = raw(
+            &env.client,
+            Method::PUT,
+            &path,
+            Some("application/json"),
+            body,
+        )
+        .await?;
+        let status = assert_status_body(&response, 405, "MethodNotAllowed")?;
+        assert_eq!(
+            status["message"],
+            "the server does not allow this method on the requested resource"
+        );
+        let configmaps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+        assert!(configmaps.get_opt("x").await?.is_none());
+        Ok(())
+    })
+    .await
+}
