@@ -16,14 +16,14 @@
 //! * [`source`]: list+watch of every registered cluster, persisted resume points, relist on 410 Gone.
 //! * [`reconcile`]: per-resource reconcile logic (namespaces, pods), both directions.
 
+pub mod app;
+pub mod config;
+pub mod embedded;
 pub mod log;
+pub mod metrics;
 pub mod naming;
 pub mod pipeline;
 pub mod reconcile;
 pub mod record;
 pub mod shard;
 pub mod source;
-pub mod config;
-pub mod metrics;
-pub mod app;
-pub mod embedded;
