@@ -13,7 +13,8 @@
 //! → `store` (objects with revisions, history) → `watch` (fan-out to watchers, reading the store's history).
 //! Helpers: `registry` / `resource_type` (which resources exist), `schema` (CRD structural schemas),
 //! `filter` + `selectors` (what a list or watch selects), `patch`, `validation`, `services` + `ipalloc`, `tables` + `table`, `openapi_routes` +
-//! `openapi`, `discovery`, `status` (error bodies), `admin` (runtime control endpoint). Built-in controllers:
+//! `openapi`, `discovery`, `protobuf` (request decoding for a few kinds), `status` (error bodies), `admin`
+//! (runtime control endpoint). Built-in controllers:
 //! `namespace_lifecycle` (namespace termination), `kubelet` (scheduler + kubelet).
 //!
 //! What is simulated, beyond plain CRUD: defaults and admission for pods (service account token volume,
@@ -25,9 +26,10 @@
 //! them. What is not: authentication and authorization (everything is allowed), server-side apply
 //! (415), `fieldValidation=Strict` (unknown fields are kept, not rejected), managedFields, the garbage
 //! collector (`propagationPolicy` is accepted but dependents are never deleted), workload controllers
-//! (deployments do not create replica sets or pods), protobuf and YAML request bodies (so kubectl's
-//! typed generators such as `kubectl create namespace|deployment|configmap` get 415; `create -f`, `apply -f`,
-//! `run`, `scale`, `label`, `patch` and `delete` work), and core/v1 and
+//! (deployments do not create replica sets or pods), YAML bodies and protobuf bodies except Namespace, ConfigMap, Secret and ServiceAccount (the
+//! `protobuf` module; so `kubectl create namespace|configmap|secret|serviceaccount` work while `kubectl create
+//! deployment|service ...` get 415 with a clear message; `create -f`, `apply -f`, `run`, `scale`, `label`,
+//! `patch` and `delete` all send JSON), and core/v1 and
 //! events.k8s.io/v1 Events are stored separately (the real server converts between them). Deleting a CRD
 //! deletes its custom resources at once rather than through a `customresourcecleanup` finalizer.
 
@@ -42,6 +44,7 @@ pub mod namespace_lifecycle;
 pub mod openapi;
 pub mod openapi_routes;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod resource_type;
 pub mod routing;

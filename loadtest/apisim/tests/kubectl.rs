@@ -302,3 +302,72 @@ async fn custom_resources_from_a_crd() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_generators_that_send_protobuf() {
+    let Some(env) = Env::start().await else {
+        return;
+    };
+    let out = env.ok(&["create", "namespace", "team"]).await;
+    assert!(out.contains("namespace/team created"), "{out}");
+    let out = env
+        .ok(&[
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "c",
+            "--from-literal=a=b",
+        ])
+        .await;
+    assert!(out.contains("configmap/c created"), "{out}");
+    let out = env
+        .ok(&[
+            "-n",
+            "team",
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=p=hunter2",
+        ])
+        .await;
+    assert!(out.contains("secret/s created"), "{out}");
+    let out = env
+        .ok(&["-n", "team", "create", "serviceaccount", "builder"])
+        .await;
+    assert!(out.contains("serviceaccount/builder created"), "{out}");
+    let data = env
+        .ok(&[
+            "-n",
+            "team",
+            "get",
+            "secret",
+            "s",
+            "-o",
+            "jsonpath={.data.p}",
+        ])
+        .await;
+    assert_eq!(data, "aHVudGVyMg==", "secret data is stored base64-encoded");
+    let value = env
+        .ok(&[
+            "-n",
+            "team",
+            "get",
+            "configmap",
+            "c",
+            "-o",
+            "jsonpath={.data.a}",
+        ])
+        .await;
+    assert_eq!(value, "b");
+    // Kinds the protobuf decoder does not know are refused with a clear message, not half-decoded.
+    let (ok, _, stderr) = env
+        .run(&["-n", "team", "create", "deployment", "d", "--image=nginx"])
+        .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("not supported by this simulated API server; send JSON"),
+        "{stderr}"
+    );
+}

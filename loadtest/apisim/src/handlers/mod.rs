@@ -165,16 +165,27 @@ pub(crate) fn request_namespace(rt: &ResourceType, req: &ApiRequest) -> String {
     }
 }
 
-/// Parses a JSON request body, enforcing the content type (JSON only).
+/// Media type of the Kubernetes protobuf encoding.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// Parses a request body: JSON, or (for the kinds `protobuf` knows) the Kubernetes protobuf encoding.
 pub(crate) fn parse_body(req: &ApiRequest) -> Result<Value, ApiError> {
-    if let Some(ct) = &req.content_type {
-        let media = ct.split(';').next().unwrap_or("").trim();
-        if !media.is_empty() && media != "application/json" && media != "*/*" {
-            return Err(ApiError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json \
-                 (got {media})"
-            )));
-        }
+    let media = req
+        .content_type
+        .as_deref()
+        .map(|ct| ct.split(';').next().unwrap_or("").trim())
+        .unwrap_or("");
+    if media == PROTOBUF {
+        return crate::protobuf::decode(&req.body).map_err(|e| match e {
+            crate::protobuf::ProtoError::Malformed(_) => ApiError::bad_request(e.to_string()),
+            other => ApiError::unsupported_media_type(other.to_string()),
+        });
+    }
+    if !media.is_empty() && media != "application/json" && media != "*/*" {
+        return Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json \
+             (got {media})"
+        )));
     }
     let value: Value = serde_json::from_slice(&req.body).map_err(|e| {
         ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
