@@ -23,15 +23,17 @@
 //! the `scale` subresource of workloads; validation of pod containers, service ports and workload
 //! selectors; CRDs (served at once, `Established`, printer columns, status subresource, structural-schema
 //! pruning and validation except `pattern` and CEL rules); EndpointSlices are served but no controller fills
-//! them. What is not: authentication and authorization (everything is allowed), server-side apply
-//! (415), `fieldValidation=Strict` (unknown fields are kept, not rejected), managedFields, the garbage
-//! collector (`propagationPolicy` is accepted but dependents are never deleted), workload controllers
-//! (deployments do not create replica sets or pods), YAML bodies and protobuf bodies except Namespace, ConfigMap, Secret and ServiceAccount (the
-//! `protobuf` module; so `kubectl create namespace|configmap|secret|serviceaccount` work while `kubectl create
-//! deployment|service ...` get 415 with a clear message; `create -f`, `apply -f`, `run`, `scale`, `label`,
-//! `patch` and `delete` all send JSON), and core/v1 and
-//! events.k8s.io/v1 Events are stored separately (the real server converts between them). Deleting a CRD
-//! deletes its custom resources at once rather than through a `customresourcecleanup` finalizer.
+//! them.
+//!
+//! What is not: authentication and authorization (everything is allowed), server-side apply (415),
+//! `fieldValidation=Strict` (unknown fields are kept, not rejected), managedFields, the garbage collector
+//! (`propagationPolicy` is accepted but dependents are never deleted), workload controllers (deployments do
+//! not create replica sets or pods), YAML bodies, and protobuf bodies of kinds other than Namespace,
+//! ConfigMap, Secret and ServiceAccount (so `kubectl create namespace|configmap|secret|serviceaccount` work,
+//! `kubectl create deployment|service ...` get 415 with a clear message; `create -f`, `apply -f`, `run`,
+//! `scale`, `label`, `patch` and `delete` send JSON and work). Core/v1 and events.k8s.io/v1 Events are
+//! stored separately (the real server converts between them). Deleting a CRD deletes its custom resources
+//! at once rather than through a `customresourcecleanup` finalizer.
 
 pub mod admin;
 pub mod discovery;
