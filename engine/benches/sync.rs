@@ -13,7 +13,8 @@
 //! Prints a table and writes the numbers as JSON to `target/sync-bench.json`.
 //! Knobs (environment): `SYNC_BENCH_TENANTS` (100), `SYNC_BENCH_PODS` (100 per tenant),
 //! `SYNC_BENCH_SHARDS` (the binary's `--shards` default), `SYNC_BENCH_KUBELET` (set to `1` to run the super cluster's simulated kubelet, which makes the syncer
-//! also sync status up; off by default so the run measures the down direction alone).
+//! also sync status up; off by default so the run measures the down direction alone),
+//! `SYNC_BENCH_SYNCER_ARGS` (extra flags for the syncer, e.g. `--cache-size 16Mi`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,12 @@ impl SyncerChild {
                 std::env::var("SYNC_BENCH_SHARDS")
                     .ok()
                     .map(|n| vec!["--shards".to_string(), n])
+                    .unwrap_or_default(),
+            )
+            .args(
+                std::env::var("SYNC_BENCH_SYNCER_ARGS")
+                    .ok()
+                    .map(|a| a.split_whitespace().map(str::to_string).collect::<Vec<_>>())
                     .unwrap_or_default(),
             )
             .env("RUST_LOG", "error")

