@@ -161,10 +161,18 @@ async fn the_pipeline_reports_its_metrics() {
     let counters = store.counters.lock().clone();
     assert_eq!(counters["vc_syncer_log_appended_records_total{}"], 3);
     assert!(counters["vc_syncer_log_appended_bytes_total{}"] > 0);
-    assert_eq!(counters["vc_syncer_reconcile_total{code=ok}"], 2);
+    // The two events of `p` are coalesced when the second reaches the shard before `p` is picked; when the
+    // shard was quicker, `p` is reconciled twice instead. Either way every event is accounted for exactly once:
+    // the flaky key's success, plus `p`'s two events as reconciles or coalesced.
+    let ok = counters["vc_syncer_reconcile_total{code=ok}"];
+    let coalesced = counters
+        .get("vc_syncer_coalesced_total{}")
+        .copied()
+        .unwrap_or(0);
+    assert!(coalesced <= 1, "coalesced {coalesced}");
+    assert_eq!(ok + coalesced, 3, "ok {ok}, coalesced {coalesced}");
     assert_eq!(counters["vc_syncer_reconcile_total{code=conflict}"], 1);
     assert_eq!(counters["vc_syncer_retries_total{}"], 1);
-    assert_eq!(counters["vc_syncer_coalesced_total{}"], 1);
     let gauges = store.gauges.lock().clone();
     assert_eq!(gauges["vc_syncer_log_backlog_records{}"], 0.0);
     assert_eq!(gauges["vc_syncer_log_backlog_bytes{}"], 0.0);
