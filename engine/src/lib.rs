@@ -16,6 +16,7 @@
 //! * [`source`]: list+watch of every registered cluster, persisted resume points, relist on 410 Gone.
 //! * [`reconcile`]: per-resource reconcile logic (namespaces, pods), both directions.
 //! * [`pipeline`]: wires log and shards together behind one handle (`Pipeline`, `LogSink`).
+//! * [`upward`]: cluster-wide upward sync (virtual nodes and leases, events, public objects, volumes).
 //! * [`app`], [`config`], [`metrics`], [`embedded`]: the `syncer` binary's wiring, flags, Prometheus exporter
 //!   and the embedded default (simulated clusters with sample workloads).
 
@@ -30,3 +31,4 @@ pub mod reconcile;
 pub mod record;
 pub mod shard;
 pub mod source;
+pub mod upward;

@@ -55,6 +55,22 @@ impl ClusterRole {
     }
 }
 
+/// How super objects of a kind map to the work key they concern.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SuperKey {
+    /// Through the syncer's marks (`tenancy.x-k8s.io/*` annotations) on the super copy: the tenant object it
+    /// was translated from. Objects without marks, or of tenants not served, are dropped.
+    #[default]
+    Marks,
+    /// Under the super cluster itself: `WorkKey{SUPER_CLUSTER, kind, "", name}`, for cluster-wide objects a
+    /// reconcile fans out to many tenants (Nodes, public objects, PersistentVolumes).
+    Cluster,
+    /// Through the owner of the super namespace the object lives in (the namespace's marks, as the view holds
+    /// them): `WorkKey{tenant, kind, tenant namespace, name}`, for super objects the syncer did not write
+    /// (Events). Objects in namespaces that are not a served tenant's are dropped.
+    Namespace,
+}
+
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> u64 {
     SystemTime::now()
@@ -104,6 +120,68 @@ pub fn work_key(role: &ClusterRole, kind: &str, object: &Value) -> Option<WorkKe
     }
 }
 
+/// Like [`work_key`], with the kind's [`SuperKey`] rule for super objects; `namespace_owner` reads the marks of
+/// a super namespace (tenant cluster key, tenant namespace) for [`SuperKey::Namespace`].
+pub fn work_key_with(
+    role: &ClusterRole,
+    kind: &str,
+    super_key: &SuperKey,
+    object: &Value,
+    namespace_owner: &dyn Fn(&str) -> Option<(String, String)>,
+) -> Option<WorkKey> {
+    let ClusterRole::Super { tenants } = role else {
+        return work_key(role, kind, object);
+    };
+    match super_key {
+        SuperKey::Marks => work_key(role, kind, object),
+        SuperKey::Cluster => {
+            let name = object.pointer("/metadata/name")?.as_str()?;
+            (!name.is_empty()).then(|| WorkKey {
+                cluster: SUPER_CLUSTER.to_owned(),
+                kind: kind.to_owned(),
+                namespace: String::new(),
+                name: name.to_owned(),
+            })
+        }
+        SuperKey::Namespace => {
+            let name = object.pointer("/metadata/name")?.as_str()?;
+            let namespace = object.pointer("/metadata/namespace")?.as_str()?;
+            if name.is_empty() || namespace.is_empty() {
+                return None;
+            }
+            let (cluster, tenant_ns) = namespace_owner(namespace)?;
+            tenants.contains(&cluster).then(|| WorkKey {
+                cluster,
+                kind: kind.to_owned(),
+                namespace: tenant_ns,
+                name: name.to_owned(),
+            })
+        }
+    }
+}
+
+/// The owner of super namespace `object` (a super Namespace as JSON): its tenant cluster key and tenant
+/// namespace, from the syncer's marks.
+#[must_use]
+pub fn namespace_owner_of(object: &Value) -> Option<(String, String)> {
+    let id = naming::tenant_identity_from_json(object)?;
+    Some((id.cluster_key, id.namespace))
+}
+
+/// Like [`to_record`], with the kind's [`SuperKey`] rule (see [`work_key_with`]).
+pub fn to_record_with(
+    role: &ClusterRole,
+    kind: &str,
+    super_key: &SuperKey,
+    event: EventType,
+    object: Value,
+    seen_at_micros: u64,
+    namespace_owner: &dyn Fn(&str) -> Option<(String, String)>,
+) -> Option<Record> {
+    let work = work_key_with(role, kind, super_key, &object, namespace_owner)?;
+    build_record(role, kind, event, object, seen_at_micros, work)
+}
+
 /// Builds the record of one observed event, or `None` when the object concerns no served tenant.
 pub fn to_record(
     role: &ClusterRole,
@@ -113,6 +191,17 @@ pub fn to_record(
     seen_at_micros: u64,
 ) -> Option<Record> {
     let work = work_key(role, kind, &object)?;
+    build_record(role, kind, event, object, seen_at_micros, work)
+}
+
+fn build_record(
+    role: &ClusterRole,
+    kind: &str,
+    event: EventType,
+    object: Value,
+    seen_at_micros: u64,
+    work: WorkKey,
+) -> Option<Record> {
     let meta = object.get("metadata")?;
     let field = |f: &str| {
         meta.get(f)
@@ -224,6 +313,100 @@ mod tests {
         assert!(work_key(&role, "Pod", &other).is_none());
         let nameless = json!({"metadata": {"namespace": "x"}});
         assert!(work_key(&role, "Pod", &nameless).is_none());
+    }
+
+    #[test]
+    fn cluster_wide_super_objects_are_keyed_under_the_super_cluster() {
+        let role = super_role(&["k1"]);
+        let node = json!({"metadata": {"name": "node-1", "uid": "n", "resourceVersion": "3"}});
+        let none =
+            |_: &str| -> Option<(String, String)> { panic!("no namespace lookup for nodes") };
+        let rec = to_record_with(
+            &role,
+            "Node",
+            &SuperKey::Cluster,
+            EventType::Modified,
+            node.clone(),
+            1,
+            &none,
+        )
+        .unwrap_or_else(|| panic!("super node must map"));
+        assert_eq!(
+            rec.work,
+            WorkKey {
+                cluster: SUPER_CLUSTER.into(),
+                kind: "Node".into(),
+                namespace: String::new(),
+                name: "node-1".into()
+            }
+        );
+        // Without marks, the default rule drops it.
+        assert!(
+            to_record_with(
+                &role,
+                "Node",
+                &SuperKey::Marks,
+                EventType::Modified,
+                node,
+                1,
+                &none
+            )
+            .is_none()
+        );
+        // Tenants map their own objects whatever the super rule.
+        let tenant = ClusterRole::Tenant {
+            cluster_key: "k1".into(),
+        };
+        let vn = json!({"metadata": {"name": "node-1"}});
+        assert_eq!(
+            work_key_with(&tenant, "Node", &SuperKey::Cluster, &vn, &none).map(|w| w.cluster),
+            Some("k1".to_string())
+        );
+    }
+
+    #[test]
+    fn super_events_map_through_the_owner_of_their_namespace() {
+        let role = super_role(&["k1"]);
+        let owner = |ns: &str| match ns {
+            "k1-team" => Some(("k1".to_string(), "team".to_string())),
+            "k2-team" => Some(("k2".to_string(), "team".to_string())),
+            _ => None,
+        };
+        let ev = |ns: &str| json!({"metadata": {"name": "web.17a", "namespace": ns}});
+        let work = work_key_with(&role, "Event", &SuperKey::Namespace, &ev("k1-team"), &owner);
+        assert_eq!(
+            work,
+            Some(WorkKey {
+                cluster: "k1".into(),
+                kind: "Event".into(),
+                namespace: "team".into(),
+                name: "web.17a".into()
+            })
+        );
+        assert!(
+            work_key_with(
+                &role,
+                "Event",
+                &SuperKey::Namespace,
+                &ev("kube-system"),
+                &owner
+            )
+            .is_none()
+        );
+        assert!(
+            work_key_with(&role, "Event", &SuperKey::Namespace, &ev("k2-team"), &owner).is_none(),
+            "not served"
+        );
+        let ns = json!({"metadata": {"name": "k1-team", "annotations": {
+            ANNOTATION_CLUSTER: "k1", ANNOTATION_NAMESPACE: "team", ANNOTATION_UID: "u"}}});
+        assert_eq!(
+            namespace_owner_of(&ns),
+            Some(("k1".to_string(), "team".to_string()))
+        );
+        assert_eq!(
+            namespace_owner_of(&json!({"metadata": {"name": "default"}})),
+            None
+        );
     }
 
     proptest::proptest! {
