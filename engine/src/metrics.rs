@@ -55,6 +55,32 @@ pub const SOURCE_APPEND_ERRORS_TOTAL: &str = "vc_syncer_source_append_errors_tot
 
 /// The histogram of sync lag recorded by the shards.
 pub const SYNC_LAG_SECONDS: &str = "vc_syncer_sync_lag_seconds";
+/// The disk budget of the log's unapplied backlog in bytes (`--disk-budget`); appends wait at or above it.
+pub const LOG_DISK_BUDGET_BYTES: &str = "vc_syncer_log_disk_budget_bytes";
+/// Applied log entries deleted by compaction.
+pub const LOG_COMPACTED_RECORDS_TOTAL: &str = "vc_syncer_log_compacted_records_total";
+/// Compaction batches (one atomic delete + checkpoint each).
+pub const LOG_COMPACTIONS_TOTAL: &str = "vc_syncer_log_compactions_total";
+/// Reconciles finished, by `code` (`ok` or an error code).
+pub const RECONCILE_TOTAL: &str = "vc_syncer_reconcile_total";
+
+/// Every `code` a reconcile can end with (`ok`, the `ReconcileError` codes, `panic`). The counters are created
+/// at 0 on start-up so error-rate queries have a series before the first error.
+pub const RECONCILE_CODES: &[&str] = &[
+    "ok",
+    "conflict",
+    "already_exists",
+    "not_found",
+    "forbidden",
+    "unauthorized",
+    "invalid",
+    "api_unavailable",
+    "api_error",
+    "decode",
+    "view",
+    "unknown_tenant",
+    "panic",
+];
 
 /// Installs the global recorder and serves `/metrics` on `addr` (must be called inside a tokio runtime).
 /// Returns a handle that renders the same text the endpoint serves (used for the status line).
@@ -79,7 +105,39 @@ pub fn install(addr: SocketAddr) -> Result<PrometheusHandle, MetricsError> {
         }
     });
     describe_all();
+    zero_init();
     Ok(handle)
+}
+
+/// Creates at 0 the counters that otherwise only appear on the first failure or retry, so dashboards and
+/// alert expressions see a series (value 0) instead of no data.
+pub fn zero_init() {
+    for code in RECONCILE_CODES {
+        metrics::counter!(RECONCILE_TOTAL, "code" => *code).increment(0);
+    }
+    for name in [
+        "vc_syncer_retries_total",
+        "vc_syncer_coalesced_total",
+        "vc_syncer_reconcile_dropped_total",
+        LOG_COMPACTED_RECORDS_TOTAL,
+        LOG_COMPACTIONS_TOTAL,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
+/// Creates at 0 the per-kind source counters that only move on restarts or failures (called when a source
+/// of `kind` starts).
+pub fn zero_init_source(kind: &str) {
+    let kind = kind.to_string();
+    for name in [
+        WATCH_RESTARTS_TOTAL,
+        RELISTS_TOTAL,
+        SOURCE_UNMAPPED_TOTAL,
+        SOURCE_APPEND_ERRORS_TOTAL,
+    ] {
+        metrics::counter!(name, "kind" => kind.clone()).increment(0);
+    }
 }
 
 /// Cumulative bucket counts (`le` → count) of one histogram in Prometheus text, summed over label sets.
@@ -224,6 +282,19 @@ pub fn describe_all() {
         Unit::Bytes,
         "Bytes of log records appended but not yet applied (compared with the disk budget)."
     );
+    describe_gauge!(
+        LOG_DISK_BUDGET_BYTES,
+        Unit::Bytes,
+        "Disk budget of the unapplied backlog; appends wait while vc_syncer_log_backlog_bytes is at or above it."
+    );
+    describe_counter!(
+        LOG_COMPACTED_RECORDS_TOTAL,
+        "Applied log entries deleted by compaction."
+    );
+    describe_counter!(
+        LOG_COMPACTIONS_TOTAL,
+        "Compaction batches (applied entries deleted with the shard checkpoint in one atomic batch)."
+    );
     describe_histogram!(
         "vc_syncer_log_group_commit_records",
         "Records committed per group commit (one sled batch + flush)."
@@ -243,7 +314,7 @@ pub fn describe_all() {
         "Distinct work keys waiting in a shard, by shard."
     );
     describe_counter!(
-        "vc_syncer_reconcile_total",
+        RECONCILE_TOTAL,
         "Reconciles finished, by code (ok or the error code)."
     );
     describe_histogram!(
@@ -339,6 +410,29 @@ vc_syncer_other_bucket{le=\"1\"} 7
         // 10 new observations, all <= 0.1 s.
         let p99 = w.p99_since_last(&later).unwrap_or(f64::NAN);
         assert!(p99 <= 0.1 + 1e-9, "{p99}");
+    }
+
+    #[test]
+    fn failure_only_counters_exist_at_zero_before_any_failure() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            zero_init();
+            zero_init_source("Pod");
+        });
+        let text = handle.render();
+        for series in [
+            "vc_syncer_reconcile_total{code=\"conflict\"} 0",
+            "vc_syncer_reconcile_total{code=\"api_unavailable\"} 0",
+            "vc_syncer_reconcile_total{code=\"ok\"} 0",
+            "vc_syncer_retries_total 0",
+            "vc_syncer_log_compacted_records_total 0",
+            "vc_syncer_watch_restarts_total{kind=\"Pod\"} 0",
+            "vc_syncer_relists_total{kind=\"Pod\"} 0",
+            "vc_syncer_source_append_errors_total{kind=\"Pod\"} 0",
+        ] {
+            assert!(text.contains(series), "missing {series} in:\n{text}");
+        }
     }
 
     #[test]

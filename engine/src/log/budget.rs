@@ -95,6 +95,7 @@ impl Backlog {
     fn publish(&self) {
         metrics::gauge!("vc_syncer_log_backlog_records").set(self.records() as f64);
         metrics::gauge!("vc_syncer_log_backlog_bytes").set(self.bytes() as f64);
+        metrics::gauge!(crate::metrics::LOG_DISK_BUDGET_BYTES).set(self.limit_bytes as f64);
     }
 }
 

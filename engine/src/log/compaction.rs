@@ -39,6 +39,9 @@ impl Compactor {
         );
         self.db.apply_batch(batch).map_err(LogError::Commit)?;
         self.backlog.remove(applied.len() as u64, bytes);
+        metrics::counter!(crate::metrics::LOG_COMPACTED_RECORDS_TOTAL)
+            .increment(applied.len() as u64);
+        metrics::counter!(crate::metrics::LOG_COMPACTIONS_TOTAL).increment(1);
         Ok(())
     }
 

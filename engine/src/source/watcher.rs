@@ -178,6 +178,7 @@ impl<L: SourceLog> KindWatcher<L> {
     /// respect to the log: an append is either acknowledged with its resume point or not at all.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let cluster = self.role.cluster().to_string();
+        m::zero_init_source(&self.kind.kind);
         let mut state = match self.log.resume_point(&cluster, &self.kind.kind) {
             Ok(Some(rv)) if !rv.is_empty() => State::Resume {
                 resource_version: rv,
