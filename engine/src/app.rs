@@ -199,7 +199,7 @@ impl Syncer {
                 })?;
         }
         record_served(&data_dir, tenants)?;
-        let kinds = source::synced_kinds();
+        let kinds = source_cfg.kinds.clone();
         let kind_names: Vec<String> = kinds.iter().map(|k| k.kind.clone()).collect();
         let served: HashSet<String> = tenants.iter().map(|t| t.cluster_key.clone()).collect();
         let mut clusters = vec![SUPER_CLUSTER.to_string()];

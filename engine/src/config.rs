@@ -126,6 +126,12 @@ pub struct Args {
     /// Print a status line every second (always on in the embedded default).
     #[arg(long)]
     pub status: bool,
+    /// Synced resources (kinds), comma-separated, case-insensitive: `default` = every default kind
+    /// (Namespace, Pod, Service, Endpoints, ConfigMap, Secret, ServiceAccount, PersistentVolumeClaim),
+    /// `all` = every kind; opt-in kinds: Ingress, NetworkPolicy, PodDisruptionBudget. Example:
+    /// `--resources default,Ingress`. Namespace is needed by every namespaced kind.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub resources: Vec<String>,
 }
 
 /// One tenant (virtual cluster) the syncer serves.

@@ -150,11 +150,15 @@ async fn serve(
     for key in &removed {
         registry.remove(key);
     }
-    let reconciler = Arc::new(SyncReconciler::new(
-        super_client.clone(),
-        registry,
-        tokio::runtime::Handle::current(),
-    ));
+    let resources = syncer::reconcile::Resources::from_names(&args.resources)?;
+    let reconciler = Arc::new(
+        SyncReconciler::new(
+            super_client.clone(),
+            registry,
+            tokio::runtime::Handle::current(),
+        )
+        .with_resources(resources.clone()),
+    );
     let mut pipeline_cfg = PipelineConfig::new(log_dir.clone());
     pipeline_cfg.shards = args.shards;
     pipeline_cfg.fairness = !args.no_fairness;
@@ -168,7 +172,7 @@ async fn serve(
         &tenants,
         &removed,
         pipeline_cfg,
-        SourceConfig::default(),
+        SourceConfig::default().kinds(resources.kinds()),
         reconciler,
     )?;
     tracing::info!(

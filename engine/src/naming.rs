@@ -38,6 +38,9 @@ pub const ANNOTATION_VC_NAME: &str = "tenancy.x-k8s.io/vcname";
 pub const ANNOTATION_VC_NAMESPACE: &str = "tenancy.x-k8s.io/vcnamespace";
 /// Annotation on a super object: JSON of the tenant object's owner references.
 pub const ANNOTATION_OWNER_REFERENCES: &str = "tenancy.x-k8s.io/ownerReferences";
+/// Annotation naming the tenant object when its super copy has another name (e.g. the tenant's
+/// `kube-root-ca.crt` ConfigMap); absent when the names are equal.
+pub const ANNOTATION_NAME: &str = "tenancy.x-k8s.io/name";
 /// Label on a super object: `true` when the syncer controls it.
 pub const LABEL_CONTROLLED: &str = "tenancy.x-k8s.io/controlled";
 /// Label on a super object offered to all tenants.
@@ -109,7 +112,8 @@ pub struct TenantIdentity {
     pub uid: String,
 }
 
-/// Reads the tenant identity of a super object from its metadata. `None` when the object carries no (or
+/// Reads the tenant identity of a super object from its metadata (the tenant name is the super name unless
+/// [`ANNOTATION_NAME`] says otherwise). `None` when the object carries no (or
 /// incomplete) syncer marks, i.e. it was not created by the syncer for a tenant.
 ///
 /// A super object with a namespace stands for the tenant object of the same name in the tenant namespace named
@@ -123,7 +127,9 @@ pub fn tenant_identity(meta: &ObjectMeta) -> Option<TenantIdentity> {
     let namespace = non_empty(ANNOTATION_NAMESPACE)?;
     let uid = non_empty(ANNOTATION_UID)?;
     let name = match meta.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => meta.name.clone().filter(|n| !n.is_empty())?,
+        Some(ns) if !ns.is_empty() => non_empty(ANNOTATION_NAME)
+            .or_else(|| meta.name.clone())
+            .filter(|n| !n.is_empty())?,
         _ => namespace.clone(),
     };
     Some(TenantIdentity {

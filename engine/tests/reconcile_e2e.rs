@@ -14,7 +14,7 @@ use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 use syncer::naming::{cluster_key, super_namespace};
 use syncer::pipeline::{Pipeline, PipelineConfig};
-use syncer::reconcile::{SyncReconciler, TenantInfo, Tenants};
+use syncer::reconcile::{Resources, SyncReconciler, TenantInfo, Tenants};
 use syncer::record::SUPER_CLUSTER;
 use syncer::source::{self, ClusterRole, PipelineLog, SourceConfig, WatchTarget};
 use testcluster::{ClusterOptions, TestCluster};
@@ -97,11 +97,14 @@ impl Running {
             info,
             counting_client(c.tenant_cluster.kubeconfig_path(), writes).await?,
         );
+        // Namespaces and pods only: the write counts below are about them.
+        let resources = Resources::from_names(&["Namespace", "Pod"])?;
         let reconciler = SyncReconciler::new(
             counting_client(c.super_cluster.kubeconfig_path(), writes).await?,
             tenants,
             tokio::runtime::Handle::current(),
-        );
+        )
+        .with_resources(resources.clone());
         let cfg = PipelineConfig {
             shards: 2,
             retry_base: Duration::from_millis(20),
@@ -109,7 +112,7 @@ impl Running {
             ..PipelineConfig::new(data_dir)
         };
         let pipeline = Pipeline::start(cfg, Arc::new(reconciler))?;
-        let kinds = source::synced_kinds();
+        let kinds = resources.kinds();
         let kind_names: Vec<String> = kinds.iter().map(|k| k.kind.clone()).collect();
         let clusters = vec![SUPER_CLUSTER.to_owned(), c.key.clone()];
         let log = PipelineLog::new(&pipeline, &clusters, &kind_names)?;

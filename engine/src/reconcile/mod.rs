@@ -4,6 +4,8 @@
 //! Each kind is a pure *plan* (state of both sides → list of writes) and an executor that performs the
 //! writes, re-reading and re-planning (a bounded number of times) when a write finds the state moved on:
 //!
+//! * [`resource`]: the [`Resource`] trait (down, up, patrol check, watch spec) and the [`Resources`]
+//!   registry of enabled kinds; [`kinds`]: the catalogue, one module per kind.
 //! * [`tenants`]: the registry of tenants (cluster key → client, VC identity, meta prefixes).
 //! * [`metadata`]: translation shared by every kind (the syncer's marks, reserved prefixes, ownership).
 //! * [`namespace`]: namespace rules; `sync_namespace` executes them.
@@ -20,12 +22,16 @@
 //! an object the syncer does not own) are reported (event, log, metric) and end the reconcile with `Ok`, so
 //! they never hold a shard's checkpoint back.
 
+pub mod kinds;
 pub mod metadata;
 pub mod namespace;
+pub mod object;
 pub mod pod;
 pub mod pod_spec;
 mod report;
+pub mod resource;
 mod sync_namespace;
+mod sync_object;
 mod sync_pod;
 pub mod tenants;
 pub mod writer;
@@ -36,8 +42,9 @@ use thiserror::Error;
 use tokio::runtime::Handle;
 
 use crate::log::{LogError, View};
-use crate::record::WorkKey;
+use crate::record::{SUPER_CLUSTER, WorkKey};
 use crate::shard::{ReconcileError, Reconciler};
+pub use resource::{Drift, Resource, Resources, ResourcesError};
 pub use tenants::{Lookup, Tenant, TenantInfo, Tenants};
 use writer::WriteError;
 
@@ -128,7 +135,8 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     message
 }
 
-/// The reconciler of Namespaces and Pods for every registered tenant.
+/// The reconciler of every enabled [`Resource`] for every registered tenant: dispatches a work key to the
+/// resource of its kind (down, then up).
 ///
 /// Blocking: [`Reconciler::reconcile`] runs the async API calls on the runtime of the handle it was given
 /// (`Handle::block_on`), so it must be called from a thread that is not a runtime worker (a shard thread).
@@ -137,26 +145,42 @@ pub struct SyncReconciler {
     super_client: kube::Client,
     tenants: Tenants,
     runtime: Handle,
+    resources: Resources,
 }
 
 impl std::fmt::Debug for SyncReconciler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncReconciler")
             .field("tenants", &self.tenants.len())
+            .field("resources", &self.resources)
             .finish_non_exhaustive()
     }
 }
 
 impl SyncReconciler {
-    /// A reconciler writing to the super cluster through `super_client`, to tenants through the clients in
-    /// `tenants`, running API calls on `runtime`.
+    /// A reconciler of the default resources writing to the super cluster through `super_client`, to tenants
+    /// through the clients in `tenants`, running API calls on `runtime`.
     #[must_use]
     pub fn new(super_client: kube::Client, tenants: Tenants, runtime: Handle) -> Self {
         Self {
             super_client,
             tenants,
             runtime,
+            resources: Resources::defaults(),
         }
+    }
+
+    /// The same reconciler for the given set of resources (work keys of other kinds are ignored).
+    #[must_use]
+    pub fn with_resources(mut self, resources: Resources) -> Self {
+        self.resources = resources;
+        self
+    }
+
+    /// The enabled resources.
+    #[must_use]
+    pub fn resources(&self) -> &Resources {
+        &self.resources
     }
 
     /// The tenant registry (shared with whoever registers tenants).
@@ -167,6 +191,19 @@ impl SyncReconciler {
 
     /// The async body of [`Reconciler::reconcile`], for callers already on a runtime.
     pub async fn reconcile_async(&self, key: &WorkKey, view: &View) -> Result<(), SyncError> {
+        let Some(resource) = self.resources.get(&key.kind) else {
+            tracing::debug!(kind = %key.kind, "no enabled resource for this kind");
+            return Ok(());
+        };
+        if key.cluster == SUPER_CLUSTER {
+            let ctx = resource::SuperCtx {
+                key,
+                view,
+                tenants: &self.tenants,
+                super_client: &self.super_client,
+            };
+            return resource.reconcile_super(&ctx).await;
+        }
         let tenant = match self.tenants.lookup(&key.cluster) {
             Lookup::Active(tenant) => tenant,
             Lookup::Removed => {
@@ -181,15 +218,10 @@ impl SyncReconciler {
             view,
             tenant: &tenant,
             super_client: &self.super_client,
+            tenants: &self.tenants,
         };
-        match key.kind.as_str() {
-            KIND_POD => sync_pod::reconcile(&ctx).await,
-            KIND_NAMESPACE => sync_namespace::reconcile(&ctx).await,
-            other => {
-                tracing::debug!(kind = other, "no reconciler for this kind");
-                Ok(())
-            }
-        }
+        resource.reconcile_down(&ctx).await?;
+        resource.reconcile_up(&ctx).await
     }
 }
 
@@ -204,12 +236,18 @@ impl Reconciler for SyncReconciler {
     }
 }
 
-/// What an executor works with.
-pub(crate) struct Ctx<'a> {
-    pub(crate) key: &'a WorkKey,
-    pub(crate) view: &'a View,
-    pub(crate) tenant: &'a Tenant,
-    pub(crate) super_client: &'a kube::Client,
+/// What a reconcile of one tenant work key works with.
+pub struct Ctx<'a> {
+    /// The work key (tenant cluster key, kind, tenant namespace, name).
+    pub key: &'a WorkKey,
+    /// The view (latest objects of every cluster).
+    pub view: &'a View,
+    /// The tenant the key belongs to.
+    pub tenant: &'a Tenant,
+    /// Client of the super cluster.
+    pub super_client: &'a kube::Client,
+    /// Every registered tenant (for resources that look across tenants).
+    pub tenants: &'a Tenants,
 }
 
 /// An object read from the view: parsed, or the reason it does not parse as `K`.

@@ -13,7 +13,8 @@
 //! Backpressure: `SourceLog::append` awaits while the log is over budget; the source then stops reading the
 //! stream, so the API server's TCP stream backs up instead of the syncer's memory growing.
 //!
-//! Adding a synced kind is one line in [`synced_kinds`].
+//! What is watched comes from the enabled resources (`crate::reconcile::Resources`): each declares its
+//! [`KindSpec`], including how the super side and the tenant side are watched.
 
 pub mod mapping;
 pub mod port;
@@ -24,7 +25,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::core::ApiResource;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -32,7 +32,40 @@ use tokio::task::JoinSet;
 pub use mapping::ClusterRole;
 pub use port::{PipelineLog, PortError, SourceLog};
 
-/// One kind the syncer watches in every cluster.
+/// How one side (super or tenants) is watched for a kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// Not watched on that side.
+    Off,
+    /// Every object of the kind (no selector).
+    All,
+    /// Only objects matching this label selector (e.g. `tenancy.x-k8s.io/controlled=true`).
+    Labels(String),
+}
+
+impl Watch {
+    /// The label selector to list and watch with (`None` = everything).
+    #[must_use]
+    pub fn selector(&self) -> Option<&str> {
+        match self {
+            Watch::Labels(sel) => Some(sel),
+            Watch::Off | Watch::All => None,
+        }
+    }
+
+    /// Whether that side is watched at all.
+    #[must_use]
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Watch::Off)
+    }
+}
+
+/// One kind the syncer watches: what to list+watch in the super cluster and in every tenant.
+///
+/// [`KindSpec::of`] gives the usual downward kind: every object in the tenants, only the syncer's own copies
+/// (`tenancy.x-k8s.io/controlled=true`) in the super cluster. Upward or cluster-wide kinds set
+/// [`KindSpec::super_watch`] / [`KindSpec::tenant_watch`] (e.g. super Nodes with [`Watch::All`], tenants
+/// [`Watch::Off`]).
 #[derive(Clone, Debug)]
 pub struct KindSpec {
     /// Kind, e.g. `Pod` (also the `kind` of records and work keys).
@@ -41,6 +74,11 @@ pub struct KindSpec {
     pub resource: ApiResource,
     /// Whether objects of the kind live in namespaces.
     pub namespaced: bool,
+    /// How the super cluster is watched. Default: the syncer's copies only
+    /// ([`mapping::super_label_selector`]).
+    pub super_watch: Watch,
+    /// How each tenant cluster is watched. Default: [`Watch::All`].
+    pub tenant_watch: Watch,
 }
 
 impl KindSpec {
@@ -56,13 +94,40 @@ impl KindSpec {
             resource,
             namespaced: std::any::TypeId::of::<K::Scope>()
                 == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
+            super_watch: Watch::Labels(mapping::super_label_selector()),
+            tenant_watch: Watch::All,
+        }
+    }
+
+    /// Sets [`KindSpec::super_watch`].
+    #[must_use]
+    pub fn super_watch(mut self, watch: Watch) -> Self {
+        self.super_watch = watch;
+        self
+    }
+
+    /// Sets [`KindSpec::tenant_watch`].
+    #[must_use]
+    pub fn tenant_watch(mut self, watch: Watch) -> Self {
+        self.tenant_watch = watch;
+        self
+    }
+
+    /// How a cluster of `role` is watched for this kind.
+    #[must_use]
+    pub fn watch_for(&self, role: &ClusterRole) -> &Watch {
+        match role {
+            ClusterRole::Super { .. } => &self.super_watch,
+            ClusterRole::Tenant { .. } => &self.tenant_watch,
         }
     }
 }
 
-/// The kinds every cluster is watched for. Adding a kind is one line here (plus its reconciler).
+/// The kinds watched by default: those of the default resources
+/// ([`crate::reconcile::Resources::defaults`]). With a configured set, use
+/// [`crate::reconcile::Resources::kinds`] (passed in [`SourceConfig::kinds`]).
 pub fn synced_kinds() -> Vec<KindSpec> {
-    vec![KindSpec::of::<Namespace>(), KindSpec::of::<Pod>()]
+    crate::reconcile::Resources::defaults().kinds()
 }
 
 /// Tuning of the list+watch loop. `Default` is what the binary uses.
@@ -79,6 +144,8 @@ pub struct SourceConfig {
     pub backoff_initial: Duration,
     /// Backoff cap. Default 30 s.
     pub backoff_max: Duration,
+    /// The kinds to watch. Default: [`synced_kinds`] (the default resources).
+    pub kinds: Vec<KindSpec>,
 }
 
 impl Default for SourceConfig {
@@ -89,6 +156,7 @@ impl Default for SourceConfig {
             watch_timeout_secs: 290,
             backoff_initial: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
+            kinds: synced_kinds(),
         }
     }
 }
@@ -98,6 +166,13 @@ impl SourceConfig {
     #[must_use]
     pub fn backoff_max(mut self, d: Duration) -> Self {
         self.backoff_max = d;
+        self
+    }
+
+    /// Sets [`SourceConfig::kinds`] (e.g. `Resources::kinds()` of the configured resources).
+    #[must_use]
+    pub fn kinds(mut self, kinds: Vec<KindSpec>) -> Self {
+        self.kinds = kinds;
         self
     }
 }
@@ -212,9 +287,13 @@ pub fn spawn<L: SourceLog>(
     let mut tasks = JoinSet::new();
     let mut health = Vec::with_capacity(targets.len());
     for target in targets {
-        let cluster_health = Arc::new(ClusterHealth::new(target.vc_label.clone(), kinds.len()));
+        let watched: Vec<&KindSpec> = kinds
+            .iter()
+            .filter(|k| k.watch_for(&target.role).is_on())
+            .collect();
+        let cluster_health = Arc::new(ClusterHealth::new(target.vc_label.clone(), watched.len()));
         health.push(cluster_health.clone());
-        for kind in kinds {
+        for kind in watched {
             let w = watcher::KindWatcher::new(
                 target.client.clone(),
                 target.role.clone(),

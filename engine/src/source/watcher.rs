@@ -155,10 +155,7 @@ impl<L: SourceLog> KindWatcher<L> {
         health: Arc<ClusterHealth>,
     ) -> Self {
         let api = Api::all_with(client, &kind.resource);
-        let label_selector = match role {
-            ClusterRole::Super { .. } => Some(mapping::super_label_selector()),
-            ClusterRole::Tenant { .. } => None,
-        };
+        let label_selector = kind.watch_for(&role).selector().map(str::to_owned);
         let backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
         Self {
             api,
