@@ -29,7 +29,7 @@ use kube::core::ApiResource;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use mapping::ClusterRole;
+pub use mapping::{ClusterRole, SuperKey};
 pub use port::{PipelineLog, PortError, SourceLog};
 
 /// How one side (super or tenants) is watched for a kind.
@@ -79,6 +79,8 @@ pub struct KindSpec {
     pub super_watch: Watch,
     /// How each tenant cluster is watched. Default: [`Watch::All`].
     pub tenant_watch: Watch,
+    /// How a super object of the kind maps to the work key it concerns. Default: [`SuperKey::Marks`].
+    pub super_key: SuperKey,
 }
 
 impl KindSpec {
@@ -96,7 +98,15 @@ impl KindSpec {
                 == std::any::TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
             super_watch: Watch::Labels(mapping::super_label_selector()),
             tenant_watch: Watch::All,
+            super_key: SuperKey::Marks,
         }
+    }
+
+    /// Sets [`KindSpec::super_key`].
+    #[must_use]
+    pub fn super_key(mut self, rule: SuperKey) -> Self {
+        self.super_key = rule;
+        self
     }
 
     /// Sets [`KindSpec::super_watch`].
