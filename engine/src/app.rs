@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::TenantSpec;
 use crate::naming;
+use crate::patrol::{self, PatrolConfig, PatrolKind, Patroller, TenantKeys};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStats};
 use crate::record::SUPER_CLUSTER;
 use crate::shard::Reconciler;
@@ -173,6 +174,7 @@ pub struct Syncer {
     sources: Sources,
     stop: watch::Sender<bool>,
     tenants: usize,
+    patrol: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Syncer {
@@ -229,7 +231,24 @@ impl Syncer {
             sources,
             stop,
             tenants: tenants.len(),
+            patrol: None,
         })
+    }
+
+    /// Starts the patroller of the synced kinds (see [`crate::patrol`]) on the current runtime, over the
+    /// tenants `tenants` returns at each pass; it stops with the sources.
+    pub fn start_patrol(
+        &mut self,
+        super_client: kube::Client,
+        tenants: TenantKeys,
+        cfg: PatrolConfig,
+    ) {
+        let kinds = source::synced_kinds()
+            .iter()
+            .filter_map(PatrolKind::builtin)
+            .collect();
+        let patroller = Patroller::new(&self.pipeline, Some(super_client), tenants, kinds, cfg);
+        self.patrol = Some(patrol::spawn(patroller, self.stop.subscribe()));
     }
 
     /// Current counters.
@@ -246,6 +265,11 @@ impl Syncer {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.sources.join().await;
+        if let Some(patrol) = self.patrol
+            && let Err(error) = patrol.await
+        {
+            tracing::error!(%error, "patroller panicked");
+        }
         let pipeline = self.pipeline;
         // Joining shard and writer threads blocks: keep it off the async workers.
         if let Err(error) = tokio::task::spawn_blocking(move || pipeline.shutdown()).await {

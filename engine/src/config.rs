@@ -117,6 +117,15 @@ pub struct Args {
     /// Serve tenants in plain FIFO order instead of weighted fair (deficit round robin) order.
     #[arg(long)]
     pub no_fairness: bool,
+    /// Time between patrol passes (each jittered by up to ±10 %): the patroller walks the view for tenant
+    /// objects without a super copy, super copies without a tenant object and pairs that differ, and
+    /// enqueues each for the reconciler. `0s` turns the patroller off.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub patrol_interval: Duration,
+    /// Every how many patrol passes the super cluster is also LISTed (label `tenancy.x-k8s.io/controlled`,
+    /// from the API server's cache) to catch changes the super watch missed; 0 = never.
+    #[arg(long, default_value_t = 5)]
+    pub patrol_super_list_every: u32,
     /// Embedded default only: number of simulated tenant clusters.
     #[arg(long, default_value_t = 3)]
     pub embedded_tenants: usize,

@@ -15,7 +15,9 @@
 //! * [`shard`]: routing by (cluster, tenant namespace), bounded queues, coalescing and weighted fair scheduling.
 //! * [`source`]: list+watch of every registered cluster, persisted resume points, relist on 410 Gone.
 //! * [`reconcile`]: per-resource reconcile logic (namespaces, pods), both directions.
-//! * [`pipeline`]: wires log and shards together behind one handle (`Pipeline`, `LogSink`).
+//! * [`pipeline`]: wires log and shards together behind one handle (`Pipeline`, `LogSink`, `WorkInjector`).
+//! * [`patrol`]: periodic anti-entropy: walks the view (and lists the super cluster) for drift and enqueues
+//!   repairs.
 //! * [`upward`]: cluster-wide upward sync (virtual nodes and leases, events, public objects, volumes).
 //! * [`app`], [`config`], [`metrics`], [`embedded`]: the `syncer` binary's wiring, flags, Prometheus exporter
 //!   and the embedded default (simulated clusters with sample workloads).
@@ -26,6 +28,7 @@ pub mod embedded;
 pub mod log;
 pub mod metrics;
 pub mod naming;
+pub mod patrol;
 pub mod pipeline;
 pub mod reconcile;
 pub mod record;

@@ -167,14 +167,27 @@ async fn serve(
     }
     pipeline_cfg.cache_capacity_bytes = args.cache_size;
     let started = Instant::now();
-    let syncer = Syncer::start(
-        super_client,
+    let patrol_tenants = reconciler.tenants().clone();
+    let mut syncer = Syncer::start(
+        super_client.clone(),
         &tenants,
         &removed,
         pipeline_cfg,
         SourceConfig::default().kinds(resources.kinds()),
         reconciler,
     )?;
+    if !args.patrol_interval.is_zero() {
+        let patrol_cfg = syncer::patrol::PatrolConfig {
+            interval: args.patrol_interval,
+            super_list_every: args.patrol_super_list_every,
+            ..syncer::patrol::PatrolConfig::default()
+        };
+        syncer.start_patrol(
+            super_client,
+            Arc::new(move || patrol_tenants.cluster_keys()),
+            patrol_cfg,
+        );
+    }
     tracing::info!(
         tenants = tenants.len(),
         metrics = %args.metrics_addr,

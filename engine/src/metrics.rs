@@ -238,6 +238,7 @@ impl LagWindow {
 
 /// Registers the description (HELP text) and unit of every metric the syncer records.
 pub fn describe_all() {
+    crate::patrol::describe_metrics();
     // Sources.
     describe_counter!(
         WATCH_EVENTS_TOTAL,

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{SendTimeoutError, Sender};
 use parking_lot::{Mutex, RwLock};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -22,6 +22,8 @@ use crate::log::{
     self, Appended, Backlog, Compactor, Durability, LogError, LogSink, View, Writer, WriterConfig,
     WriterMsg, format,
 };
+use crate::record::WorkKey;
+use crate::shard::router;
 use crate::shard::scheduler::Weights;
 use crate::shard::{Reconciler, ShardConfig, ShardStats, ShardWorker};
 
@@ -136,6 +138,50 @@ pub struct PipelineStats {
     pub checkpoint_age_seconds: f64,
 }
 
+/// Why a key could not be injected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum InjectError {
+    /// The shard's injection channel stayed full for the whole timeout (the shard is busy).
+    #[error("shard {0} is busy: its injection queue stayed full")]
+    Full(u16),
+    /// The pipeline is shut down.
+    #[error("the pipeline is shut down")]
+    Closed,
+}
+
+/// Enqueues a [`WorkKey`] for reconcile without a watch record: the key goes to the shard of its (cluster,
+/// namespace) like logged work, joins the key if it is already pending (a key being reconciled runs once more
+/// afterwards), and otherwise queues behind the entries that shard has already taken, in its tenant's fair
+/// share. Nothing is written to the log: an injected key that is lost in a crash is found again by the next
+/// patrol pass. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WorkInjector {
+    txs: Arc<Vec<Sender<WorkKey>>>,
+}
+
+impl WorkInjector {
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Enqueues `key`, waiting up to `timeout` while its shard's injection channel is full (blocking: call it
+    /// off the async workers).
+    pub fn inject(&self, key: WorkKey, timeout: Duration) -> Result<(), InjectError> {
+        let shards = u16::try_from(self.txs.len()).unwrap_or(u16::MAX);
+        let shard = router::shard_for(&key.cluster, &key.namespace, shards);
+        let tx = self
+            .txs
+            .get(usize::from(shard))
+            .ok_or(InjectError::Closed)?;
+        match tx.send_timeout(key, timeout) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(InjectError::Full(shard)),
+            Err(SendTimeoutError::Disconnected(_)) => Err(InjectError::Closed),
+        }
+    }
+}
+
 /// The running log + shards. Dropping it without [`Pipeline::shutdown`] also stops the threads.
 pub struct Pipeline {
     sink: LogSink,
@@ -144,6 +190,7 @@ pub struct Pipeline {
     backlog: Arc<Backlog>,
     writer_tx: mpsc::Sender<WriterMsg>,
     shard_txs: Vec<Sender<Appended>>,
+    injector: WorkInjector,
     shard_stats: Vec<Arc<ShardStats>>,
     weights: Weights,
     stop: Arc<AtomicBool>,
@@ -203,16 +250,19 @@ impl Pipeline {
         };
         let mut pipeline_threads = Vec::new();
         let mut shard_txs = Vec::with_capacity(usize::from(shards));
+        let mut inject_txs = Vec::with_capacity(usize::from(shards));
         let mut shard_stats = Vec::with_capacity(usize::from(shards));
         let mut next_seqs = Vec::with_capacity(usize::from(shards));
         let replayed: usize = opened.replay.iter().map(|r| r.entries.len()).sum();
         for (id, replay) in (0..shards).zip(opened.replay) {
             let (tx, rx) = crossbeam_channel::bounded(cfg.shard_queue_capacity);
+            let (inject_tx, inject_rx) = crossbeam_channel::bounded(cfg.shard_queue_capacity);
             let stats = Arc::new(ShardStats::default());
             next_seqs.push(replay.next_seq);
             let worker = ShardWorker::new(
                 id,
                 rx,
+                inject_rx,
                 replay,
                 Arc::clone(&weights),
                 Arc::clone(&reconciler),
@@ -231,6 +281,7 @@ impl Pipeline {
                 }
             }
             shard_txs.push(tx);
+            inject_txs.push(inject_tx);
             shard_stats.push(stats);
         }
         let (writer_tx, writer_rx) = mpsc::channel(cfg.writer_queue_capacity);
@@ -269,6 +320,9 @@ impl Pipeline {
             backlog,
             writer_tx,
             shard_txs,
+            injector: WorkInjector {
+                txs: Arc::new(inject_txs),
+            },
             shard_stats,
             weights,
             stop,
@@ -284,6 +338,11 @@ impl Pipeline {
     /// The view of the latest objects.
     pub fn view(&self) -> View {
         self.view.clone()
+    }
+
+    /// A handle that enqueues work keys without a log record (see [`WorkInjector`]).
+    pub fn injector(&self) -> WorkInjector {
+        self.injector.clone()
     }
 
     /// The persisted resume point of the (cluster, kind) watch.

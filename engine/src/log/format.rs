@@ -262,6 +262,16 @@ pub(crate) fn decode_stored(bytes: &[u8]) -> Result<StoredObject, FormatError> {
     })
 }
 
+/// Decodes a view value's resourceVersion and its object as `T` (borrowing the version).
+pub(crate) fn decode_stored_as<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(&str, T), FormatError> {
+    let (rv, rest) = take_str(stored_body(bytes)?)?;
+    let (_uid, rest) = take_str(rest)?;
+    let object = serde_json::from_slice(rest).map_err(FormatError::Decode)?;
+    Ok((rv, object))
+}
+
 /// Decodes only the resourceVersion of a view value.
 pub(crate) fn decode_stored_rv(bytes: &[u8]) -> Result<String, FormatError> {
     let (rv, _) = take_str(stored_body(bytes)?)?;

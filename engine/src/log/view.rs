@@ -70,6 +70,27 @@ impl View {
         Ok(out)
     }
 
+    /// Visits every object of `kind` in `cluster` in key order without collecting them:
+    /// `visit(namespace, name, resourceVersion, object)`, the object decoded as `T` (any shape serde can
+    /// read from the object's JSON, e.g. a struct of the few fields needed, or `serde_json::Value`); an
+    /// error from `visit` stops the walk and is returned. Memory stays at one object whatever the count
+    /// (the patroller walks every object this way).
+    pub fn visit<T: serde::de::DeserializeOwned>(
+        &self,
+        cluster: &str,
+        kind: &str,
+        mut visit: impl FnMut(&str, &str, &str, T) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let prefix = format::view_prefix_kind(cluster, kind);
+        for item in self.tree.scan_prefix(&prefix) {
+            let (key, value) = item.map_err(LogError::Read)?;
+            let (ns, name) = format::split_namespace_name(&key[prefix.len()..])?;
+            let (rv, object) = format::decode_stored_as::<T>(&value)?;
+            visit(&ns, &name, rv, object)?;
+        }
+        Ok(())
+    }
+
     /// Every object of `kind` in one namespace of `cluster`, as (name, object), sorted by name.
     pub fn list_namespace(
         &self,

@@ -9,6 +9,11 @@
 //! share a shard and its seq space) are reconciled in the order their events were appended, also when a key
 //! is queued again after a retry or a re-run. Pure data structure: time is passed in, so it is tested
 //! without clocks.
+//!
+//! Keys can also be *injected* without a log entry ([`Scheduler::inject`], the patroller's repairs): an
+//! injected key joins a pending key like an event would (a key in flight is reconciled once more), and a new
+//! one is queued in its tenant's queue behind every entry the shard has accepted so far, so injected work
+//! neither jumps ahead of nor starves logged work, and is served by the same fair rounds.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -86,12 +91,28 @@ enum State {
 struct Pending {
     state: State,
     taken: Taken,
+    /// Queue position of an injected key without entries: (last seq accepted when injected, injection
+    /// number), unique within the shard.
+    injected_at: Option<(u64, u64)>,
+    /// Injected while in flight: reconcile once more after the running reconcile, even without entries.
+    rerun: bool,
+}
+
+impl Pending {
+    /// Position in its tenant's queue: its oldest entry's seq, or where it was injected.
+    fn order(&self) -> (u64, u64) {
+        match self.taken.entries.first() {
+            Some((seq, _)) => (*seq, 0),
+            None => self.injected_at.unwrap_or((0, 0)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Tenant {
-    /// Queued keys by their oldest unapplied seq (unique within a shard).
-    queue: BTreeMap<u64, WorkKey>,
+    /// Queued keys by (oldest unapplied seq, 0), or (last accepted seq, injection number) for injected keys
+    /// without entries; unique within a shard.
+    queue: BTreeMap<(u64, u64), WorkKey>,
     deficit: u64,
     /// Whether this tenant got its quantum for the current turn at the head of the round.
     credited: bool,
@@ -122,6 +143,10 @@ pub struct Scheduler {
     round: VecDeque<String>,
     delayed: BinaryHeap<Reverse<(Instant, u64, WorkKey)>>,
     delay_counter: u64,
+    /// Highest seq pushed so far (injected keys queue behind it).
+    last_seq: u64,
+    /// Injections so far (the tie-breaker of injected queue positions; starts at 1).
+    injections: u64,
 }
 
 impl Scheduler {
@@ -137,6 +162,8 @@ impl Scheduler {
             round: VecDeque::new(),
             delayed: BinaryHeap::new(),
             delay_counter: 0,
+            last_seq: 0,
+            injections: 0,
         }
     }
 
@@ -157,6 +184,7 @@ impl Scheduler {
 
     /// Adds one committed entry. Returns true if it was coalesced into a key already pending.
     pub fn push(&mut self, entry: &Appended) -> bool {
+        self.last_seq = self.last_seq.max(entry.seq);
         if let Some(pending) = self.pending.get_mut(&entry.key) {
             pending.taken.add(entry);
             return true;
@@ -168,9 +196,38 @@ impl Scheduler {
             Pending {
                 state: State::Queued,
                 taken,
+                injected_at: None,
+                rerun: false,
             },
         );
-        self.enqueue(entry.key.clone(), entry.seq);
+        self.enqueue(entry.key.clone(), (entry.seq, 0));
+        false
+    }
+
+    /// Adds work for `key` without a log entry (nothing to apply when it completes). Returns true if it was
+    /// coalesced into a key already pending (a key in flight is reconciled once more afterwards).
+    pub fn inject(&mut self, key: WorkKey) -> bool {
+        self.injections += 1;
+        let position = (self.last_seq, self.injections);
+        if let Some(pending) = self.pending.get_mut(&key) {
+            if matches!(pending.state, State::InFlight) {
+                pending.rerun = true;
+                if pending.taken.entries.is_empty() {
+                    pending.injected_at = Some(position);
+                }
+            }
+            return true;
+        }
+        self.pending.insert(
+            key.clone(),
+            Pending {
+                state: State::Queued,
+                taken: Taken::empty(key.clone()),
+                injected_at: Some(position),
+                rerun: false,
+            },
+        );
+        self.enqueue(key, position);
         false
     }
 
@@ -192,13 +249,15 @@ impl Scheduler {
         };
         match outcome {
             Outcome::Done => {
-                if pending.taken.entries.is_empty() {
+                if pending.taken.entries.is_empty() && !pending.rerun {
                     self.pending.remove(&taken.key);
                 } else {
-                    // New events arrived while it ran: reconcile again, in the order of those events.
+                    // New events (or an injection) arrived while it ran: reconcile again, in the order of
+                    // those events.
                     pending.state = State::Queued;
-                    let oldest = pending.taken.entries.first().map_or(0, |(seq, _)| *seq);
-                    self.enqueue(taken.key.clone(), oldest);
+                    pending.rerun = false;
+                    let order = pending.order();
+                    self.enqueue(taken.key.clone(), order);
                 }
                 taken.entries
             }
@@ -212,6 +271,7 @@ impl Scheduler {
                 ));
                 pending.taken = taken;
                 pending.state = State::Delayed;
+                pending.rerun = false;
                 self.delay_counter += 1;
                 self.delayed
                     .push(Reverse((now + backoff, self.delay_counter, key)));
@@ -228,10 +288,10 @@ impl Scheduler {
         }
     }
 
-    fn enqueue(&mut self, key: WorkKey, oldest_seq: u64) {
+    fn enqueue(&mut self, key: WorkKey, order: (u64, u64)) {
         let name = self.tenant_of(&key);
         let tenant = self.tenants.entry(name.clone()).or_default();
-        tenant.queue.insert(oldest_seq, key);
+        tenant.queue.insert(order, key);
         if !tenant.active {
             tenant.active = true;
             self.round.push_back(name);
@@ -250,8 +310,8 @@ impl Scheduler {
                 && matches!(pending.state, State::Delayed)
             {
                 pending.state = State::Queued;
-                let oldest = pending.taken.entries.first().map_or(0, |(seq, _)| *seq);
-                self.enqueue(key, oldest);
+                let order = pending.order();
+                self.enqueue(key, order);
             }
         }
     }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::checkpoint::Checkpoints;
 use super::scheduler::{Outcome, Scheduler, Taken, Weights};
 use super::{Reconciler, ShardConfig, backoff};
 use crate::log::{Appended, Compactor, ShardReplay, View};
+use crate::record::WorkKey;
 
 /// Longest wait for new work before the thread checks for shutdown and compacts.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
@@ -30,6 +31,8 @@ pub(crate) struct ShardStats {
 pub(crate) struct ShardWorker {
     id: u16,
     rx: Receiver<Appended>,
+    /// Keys injected without a log entry (the patroller's repairs).
+    inject_rx: Receiver<WorkKey>,
     scheduler: Scheduler,
     checkpoints: Checkpoints,
     reconciler: Arc<dyn Reconciler>,
@@ -53,6 +56,7 @@ impl ShardWorker {
     pub(crate) fn new(
         id: u16,
         rx: Receiver<Appended>,
+        inject_rx: Receiver<WorkKey>,
         replay: ShardReplay,
         weights: Weights,
         reconciler: Arc<dyn Reconciler>,
@@ -79,6 +83,7 @@ impl ShardWorker {
         let worker = Self {
             id,
             rx,
+            inject_rx,
             scheduler,
             checkpoints,
             reconciler,
@@ -117,10 +122,16 @@ impl ShardWorker {
                 .map_or(IDLE_WAIT, |due| due.saturating_duration_since(now))
                 .min(IDLE_WAIT);
             if connected && self.has_room() {
-                match self.rx.recv_timeout(wait) {
-                    Ok(entry) => self.accept(entry),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => connected = false,
+                crossbeam_channel::select! {
+                    recv(self.rx) -> entry => match entry {
+                        Ok(entry) => self.accept(entry),
+                        Err(_) => connected = false,
+                    },
+                    recv(self.inject_rx) -> key => match key {
+                        Ok(key) => self.inject(key),
+                        Err(_) => connected = false,
+                    },
+                    default(wait) => {}
                 }
             } else {
                 std::thread::sleep(wait);
@@ -144,11 +155,25 @@ impl ShardWorker {
         while self.has_room() {
             match self.rx.try_recv() {
                 Ok(entry) => self.accept(entry),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+        // Injected keys after the entries already waiting, so they queue behind them.
+        while self.has_room() {
+            match self.inject_rx.try_recv() {
+                Ok(key) => self.inject(key),
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
         }
         true
+    }
+
+    fn inject(&mut self, key: WorkKey) {
+        if self.scheduler.inject(key) {
+            metrics::counter!("vc_syncer_coalesced_total").increment(1);
+        }
     }
 
     fn accept(&mut self, entry: Appended) {
