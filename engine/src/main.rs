@@ -141,6 +141,7 @@ async fn serve(
                 vc_namespace: t.spec.namespace.clone(),
                 opaque_prefixes: Vec::new(),
                 transparent_prefixes: Vec::new(),
+                ..TenantInfo::default()
             },
             t.client.clone(),
         );

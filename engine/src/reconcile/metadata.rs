@@ -297,6 +297,7 @@ mod tests {
             vc_namespace: "team".into(),
             opaque_prefixes: vec!["secret.example.com/".into()],
             transparent_prefixes: vec!["up.example.com/".into()],
+            ..TenantInfo::default()
         }
     }
 

@@ -27,7 +27,12 @@ pub mod metadata;
 pub mod namespace;
 pub mod object;
 pub mod pod;
+mod pod_deps;
+pub mod pod_dns;
+pub mod pod_env;
 pub mod pod_spec;
+pub mod pod_token;
+mod pod_token_secret;
 mod report;
 pub mod resource;
 mod sync_namespace;
@@ -81,6 +86,9 @@ pub enum SyncError {
     /// The super namespace a pod needs does not exist yet.
     #[error("super namespace {0} does not exist yet")]
     NamespaceMissing(String),
+    /// What the object needs in the super cluster is not there yet (e.g. a pod's cluster services); retried.
+    #[error("waiting: {0}")]
+    Waiting(String),
     /// The state kept changing under the reconcile (every pass found a newer version).
     #[error("{kind} {namespace}/{name} kept changing while being reconciled")]
     Unsettled {
@@ -108,6 +116,7 @@ impl SyncError {
             SyncError::Write(e) => e.code(),
             SyncError::UnknownTenant(_) => "unknown_tenant",
             SyncError::NamespaceMissing(_) => "not_found",
+            SyncError::Waiting(_) => "waiting",
             SyncError::Unsettled { .. } => "conflict",
         }
     }

@@ -125,7 +125,11 @@ fn translate(
             tenant,
             Placement::Namespaced { super_namespace },
         ),
-        spec: Some(super_spec(spec, tenant)),
+        spec: Some(super_spec(
+            spec,
+            tenant,
+            tenant_pod.metadata.namespace.as_deref().unwrap_or_default(),
+        )),
         status: None,
     })
 }

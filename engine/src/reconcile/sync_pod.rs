@@ -7,6 +7,11 @@ use kube::Api;
 
 use super::metadata::{Ownership, ownership};
 use super::pod::{self, PodAction, REASON_INVALID, REASON_NAME_CONFLICT, REASON_SYNC_REJECTED};
+use super::pod_deps::{self, KIND_SERVICE, Resolution};
+use super::pod_env::{MASTER_NAMESPACE, MASTER_SERVICE};
+use super::pod_spec::complete_spec;
+use super::pod_token::{service_account, token_secret_name};
+use super::pod_token_secret::{self, TokenSecret};
 use super::report::{Subject, report};
 use super::writer::{self, Created, Deleted, Target};
 use super::{
@@ -64,7 +69,9 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
             &super_ns,
         );
         if actions.is_empty() {
-            return Ok(());
+            return exec
+                .refresh_token(tenant_pod.as_ref(), super_pod.as_ref())
+                .await;
         }
         match exec.run(tenant_pod, actions).await {
             Ok(Flow::Done) => return Ok(()),
@@ -179,7 +186,7 @@ impl PodSync<'_> {
     ) -> Result<Flow, SyncError> {
         for action in actions {
             let flow = match action {
-                PodAction::CreateSuper(pod) => self.create_super(&pod).await?,
+                PodAction::CreateSuper(pod) => self.create_super(*pod, tenant.as_ref()).await?,
                 PodAction::UpdateSuper(pod) => self.update_super(&pod).await?,
                 PodAction::DeleteSuper {
                     super_uid,
@@ -252,8 +259,8 @@ impl PodSync<'_> {
     }
 
     /// The super namespace must exist and be this tenant's copy of the pod's namespace before a pod is created
-    /// in it (never place a pod in another tenant's namespace).
-    async fn super_namespace_ready(&self) -> Result<bool, SyncError> {
+    /// in it (never place a pod in another tenant's namespace): its uid when it is ours, `None` when not.
+    async fn super_namespace_ready(&self) -> Result<Option<String>, SyncError> {
         let ctx = self.ctx;
         let ns = match ctx.read::<Namespace>(SUPER_CLUSTER, KIND_NAMESPACE, "", &self.super_ns)? {
             Read::Object(ns) => Some(*ns),
@@ -280,28 +287,61 @@ impl PodSync<'_> {
             return Err(SyncError::NamespaceMissing(self.super_ns.clone()));
         };
         match ownership(&ns.metadata, &ctx.tenant.info, &ctx.key.namespace) {
-            Ownership::Ours { .. } => Ok(true),
-            Ownership::Foreign => Ok(false),
+            Ownership::Ours { .. } => Ok(Some(ns.metadata.uid.unwrap_or_default())),
+            Ownership::Foreign => Ok(None),
         }
     }
 
-    async fn create_super(&self, pod: &Pod) -> Result<Flow, SyncError> {
-        if !self.super_namespace_ready().await? {
+    async fn create_super(&self, mut pod: Pod, tenant: Option<&Pod>) -> Result<Flow, SyncError> {
+        let tenant_uid = uid_of(tenant);
+        let Some(namespace_uid) = self.super_namespace_ready().await? else {
             metrics::counter!(METRIC_UID_MISMATCH_TOTAL, "kind" => KIND_NAMESPACE).increment(1);
             let message = format!(
                 "super namespace {} belongs to another tenant or namespace; the pod is not created",
                 self.super_ns
             );
-            let uid = pod
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(crate::naming::ANNOTATION_UID).cloned())
-                .unwrap_or_default();
-            self.report(&uid, REASON_NAME_CONFLICT, &message).await?;
+            self.report(&tenant_uid, REASON_NAME_CONFLICT, &message)
+                .await?;
             return Ok(Flow::Done);
+        };
+        let Some(tenant) = tenant else {
+            return Ok(Flow::Replan);
+        };
+        if let Some(sa) = token_service_account(tenant, &pod) {
+            let outcome =
+                pod_token_secret::ensure(self.ctx, &self.super_ns, &namespace_uid, &sa).await?;
+            if outcome == TokenSecret::Foreign {
+                metrics::counter!(METRIC_UID_MISMATCH_TOTAL, "kind" => "Secret").increment(1);
+                let message = format!(
+                    "secret {}/{} (the service-account token of {sa}) exists in the super cluster and is \
+                     not the syncer's; the pod is not created",
+                    self.super_ns,
+                    token_secret_name(&sa)
+                );
+                self.report(&tenant_uid, REASON_NAME_CONFLICT, &message)
+                    .await?;
+                return Ok(Flow::Done);
+            }
         }
-        match writer::create(&self.super_pods, self.super_target(), pod).await? {
+        if services_synced(self.ctx)? {
+            match pod_deps::resolve(self.ctx, tenant).await? {
+                Resolution::Ready(deps, notices) => {
+                    if let Some(spec) = pod.spec.as_mut() {
+                        complete_spec(spec, &self.ctx.tenant.info, &self.ctx.key.namespace, &deps);
+                    }
+                    for (reason, message) in notices {
+                        self.report(&tenant_uid, reason, &message).await?;
+                    }
+                }
+                Resolution::Waiting(what, notice) => {
+                    if let Some((reason, message)) = notice {
+                        self.report(&tenant_uid, reason, &message).await?;
+                    }
+                    return Err(SyncError::Waiting(what));
+                }
+            }
+        }
+        match writer::create(&self.super_pods, self.super_target(), &pod).await? {
             Created::Yes(created) => {
                 count_write(KIND_POD, "super", "create");
                 self.record_super(Some(&created))?;
@@ -313,6 +353,35 @@ impl PodSync<'_> {
                 Ok(Flow::Replan)
             }
         }
+    }
+
+    /// A pod in sync whose super copy mounts a token secret: renew the token when it is due (a view read
+    /// otherwise).
+    async fn refresh_token(
+        &self,
+        tenant: Option<&Pod>,
+        super_pod: Option<&Pod>,
+    ) -> Result<(), SyncError> {
+        let (Some(tenant), Some(super_pod)) = (tenant, super_pod) else {
+            return Ok(());
+        };
+        if tenant.metadata.deletion_timestamp.is_some()
+            || super_pod.metadata.deletion_timestamp.is_some()
+        {
+            return Ok(());
+        }
+        let Some(sa) = token_service_account(tenant, super_pod) else {
+            return Ok(());
+        };
+        let Read::Object(ns) =
+            self.ctx
+                .read::<Namespace>(SUPER_CLUSTER, KIND_NAMESPACE, "", &self.super_ns)?
+        else {
+            return Ok(());
+        };
+        let namespace_uid = ns.metadata.uid.unwrap_or_default();
+        pod_token_secret::ensure(self.ctx, &self.super_ns, &namespace_uid, &sa).await?;
+        Ok(())
     }
 
     async fn update_super(&self, pod: &Pod) -> Result<Flow, SyncError> {
@@ -399,6 +468,37 @@ impl PodSync<'_> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The tenant service account whose token secret `super_pod` mounts, if it mounts one.
+fn token_service_account(tenant: &Pod, super_pod: &Pod) -> Option<String> {
+    let sa = service_account(tenant.spec.as_ref()?).to_owned();
+    let name = token_secret_name(&sa);
+    let mounts_it = super_pod
+        .spec
+        .as_ref()?
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.projected.as_ref())
+        .flat_map(|p| p.sources.iter().flatten())
+        .any(|s| s.secret.as_ref().is_some_and(|s| s.name == name));
+    mounts_it.then_some(sa)
+}
+
+/// Whether the tenant's Services reach the super cluster, so that the DNS and service-environment rules can
+/// be applied: the tenant's `default/kubernetes` Service is in the view (its Service source has listed).
+fn services_synced(ctx: &Ctx<'_>) -> Result<bool, SyncError> {
+    Ok(ctx
+        .view
+        .get(
+            &ctx.key.cluster,
+            KIND_SERVICE,
+            MASTER_NAMESPACE,
+            MASTER_SERVICE,
+        )
+        .map_err(SyncError::View)?
+        .is_some())
 }
 
 fn uid_of(pod: Option<&Pod>) -> String {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 /// What translation needs to know about a tenant (pure data, no client).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantInfo {
     /// Cluster key (see [`crate::naming::cluster_key`]).
     pub cluster_key: String,
@@ -25,6 +25,25 @@ pub struct TenantInfo {
     /// `spec.transparentMetaPrefixes`: label/annotation prefixes copied from the super object up to the tenant
     /// object (in addition to `transparency.tenancy.x-k8s.io/`). Owned by the super cluster like opaque ones.
     pub transparent_prefixes: Vec<String>,
+    /// `spec.clusterDomain`: the tenant's DNS domain (pods' DNS search paths), [`DEFAULT_CLUSTER_DOMAIN`]
+    /// unless the VirtualCluster says otherwise.
+    pub cluster_domain: String,
+}
+
+/// The cluster domain of a tenant whose VirtualCluster does not name one.
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+impl Default for TenantInfo {
+    fn default() -> Self {
+        Self {
+            cluster_key: String::new(),
+            vc_name: String::new(),
+            vc_namespace: String::new(),
+            opaque_prefixes: Vec::new(),
+            transparent_prefixes: Vec::new(),
+            cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_owned(),
+        }
+    }
 }
 
 /// A registered tenant: its description and a client for its API server.

@@ -69,6 +69,7 @@ impl Env {
             vc_namespace: "team".into(),
             opaque_prefixes: vec!["opaque.example.com/".into()],
             transparent_prefixes: vec![],
+            ..TenantInfo::default()
         };
         let mut info = info;
         adjust(&mut info);

@@ -90,6 +90,11 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
                 entry["group"] = json!("autoscaling");
                 entry["version"] = json!("v1");
             }
+            "token" => {
+                entry["kind"] = json!("TokenRequest");
+                entry["group"] = json!("authentication.k8s.io");
+                entry["version"] = json!("v1");
+            }
             _ => {}
         }
         out.push(entry);

@@ -145,6 +145,7 @@ pub fn storage_key(rt: &ResourceType) -> String {
 pub fn extra_subresources(rt: &ResourceType) -> &'static [(&'static str, &'static [&'static str])] {
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "pods") => &[("binding", &["create"])],
+        ("", "serviceaccounts") => &[("token", &["create"])],
         ("", "namespaces") => &[("finalize", &["update"])],
         ("", "replicationcontrollers")
         | ("apps", "deployments" | "replicasets" | "statefulsets") => {

@@ -1,5 +1,5 @@
 //! REST verbs on resources: get, list, watch, create, update, patch, delete, deletecollection, the `status`
-//! subresource, `pods/binding` and `namespaces/finalize`.
+//! subresource, `pods/binding`, `namespaces/finalize` and `serviceaccounts/token` (TokenRequest).
 
 mod admission;
 mod crd;
@@ -9,6 +9,7 @@ mod scale;
 mod strategy;
 #[cfg(test)]
 mod tests;
+mod token;
 mod validate;
 mod write;
 
@@ -141,6 +142,7 @@ async fn dispatch(state: &Arc<ApiState>, req: ApiRequest) -> Result<Response<Bod
         (Method::GET, Some(name), None | Some("status")) => read::get(state, &rt, &req, &name),
         (Method::POST, None, None) => write::create(state, &rt, &req),
         (Method::POST, Some(name), Some("binding")) => write::bind(state, &rt, &req, &name),
+        (Method::POST, Some(name), Some("token")) => token::create(state, &rt, &req, &name),
         (Method::PUT, Some(name), None | Some("status") | Some("finalize")) => {
             write::update(state, &rt, &req, &name, sub.as_deref())
         }
