@@ -324,7 +324,7 @@ async fn a_due_token_is_renewed_on_the_next_reconcile() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_and_service_variables_use_the_super_cluster_ips() -> Result<()> {
-    let env = Env::start().await?;
+    let env = Env::start_with_resources(&["Namespace", "Pod", "Service"]).await?;
     env.tenant_namespace("web").await?;
     let master = tenant_service(&env, "default", "kubernetes", json!([])).await?;
     let dns = tenant_service(
@@ -393,8 +393,17 @@ async fn dns_and_service_variables_use_the_super_cluster_ips() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_waits_for_the_super_copy_of_kube_dns() -> Result<()> {
-    let env = Env::start().await?;
+    let env = Env::start_with_resources(&["Namespace", "Pod", "Service"]).await?;
     env.tenant_namespace("web").await?;
+    env.create_tenant_pod(reconcile_support::nginx("web", "early"))
+        .await?;
+    let err = env
+        .reconcile(&env.pod_key("web", "early"))
+        .await
+        .err()
+        .context("services not listed yet: must wait")?;
+    assert_eq!(err.code, "waiting", "{}", err.message);
+    assert!(err.message.contains("not listed"), "{}", err.message);
     let master = tenant_service(&env, "default", "kubernetes", json!([])).await?;
     super_copy(&env, &master).await?;
     let dns = tenant_service(
@@ -426,7 +435,7 @@ async fn a_pod_waits_for_the_super_copy_of_kube_dns() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_without_cluster_dns_gets_the_node_dns_and_an_event() -> Result<()> {
-    let env = Env::start().await?;
+    let env = Env::start_with_resources(&["Namespace", "Pod", "Service"]).await?;
     env.tenant_namespace("web").await?;
     let master = tenant_service(&env, "default", "kubernetes", json!([])).await?;
     super_copy(&env, &master).await?;

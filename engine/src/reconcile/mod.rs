@@ -228,6 +228,7 @@ impl SyncReconciler {
             tenant: &tenant,
             super_client: &self.super_client,
             tenants: &self.tenants,
+            resources: &self.resources,
         };
         resource.reconcile_down(&ctx).await?;
         resource.reconcile_up(&ctx).await
@@ -257,6 +258,8 @@ pub struct Ctx<'a> {
     pub super_client: &'a kube::Client,
     /// Every registered tenant (for resources that look across tenants).
     pub tenants: &'a Tenants,
+    /// The enabled resources (rules that depend on another kind being synced look here).
+    pub resources: &'a Resources,
 }
 
 /// An object read from the view: parsed, or the reason it does not parse as `K`.

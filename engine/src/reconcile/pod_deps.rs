@@ -3,10 +3,11 @@
 //! `default/kubernetes` and of the services of the pod's namespace, and the keys the containers' `envFrom`
 //! sources set.
 //!
-//! Reads come from the view (the tenant's Services and their super copies, as their sources saw them). A
-//! tenant service that is not in the view is looked up live on the tenant only for the two cluster services
-//! (`kube-dns`, `kubernetes`): their absence changes what the pod gets (no cluster DNS: the pod falls back to
-//! `Default`, as a kubelet without cluster DNS does, with a `MissingClusterDNS` event).
+//! Reads come from the view only (the tenant's Services and their super copies, as their sources saw them).
+//! The tenant's `default/kubernetes` Service in the view is the sign that the tenant's Services have been
+//! listed (every API server has it); until then the pod waits. After that, a tenant without
+//! `kube-system/kube-dns` in the view has no cluster DNS: the pod falls back to `Default`, as a kubelet
+//! without cluster DNS does, with a `MissingClusterDNS` event.
 //!
 //! **Waiting.** A tenant service whose super copy has no cluster IP yet (not synced yet) makes the pod wait:
 //! the reconcile fails with `SyncError::Waiting` (code `waiting`) and the shard retries it with its backoff.
@@ -20,7 +21,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::Api;
 
 use super::metadata::{Ownership, ownership};
 use super::pod_dns::{ClusterDns, uses_cluster_dns};
@@ -29,7 +29,6 @@ use super::pod_env::{
     service_env,
 };
 use super::pod_spec::Dependencies;
-use super::writer::{self, Target};
 use super::{Ctx, Read, SyncError};
 use crate::naming::super_namespace;
 use crate::record::SUPER_CLUSTER;
@@ -65,7 +64,7 @@ pub(crate) enum Resolution {
 }
 
 /// Resolves the dependencies of `tenant_pod` (see the module docs).
-pub(crate) async fn resolve(ctx: &Ctx<'_>, tenant_pod: &Pod) -> Result<Resolution, SyncError> {
+pub(crate) fn resolve(ctx: &Ctx<'_>, tenant_pod: &Pod) -> Result<Resolution, SyncError> {
     let Some(spec) = tenant_pod.spec.as_ref() else {
         return Ok(Resolution::Ready(Dependencies::default(), Vec::new()));
     };
@@ -75,8 +74,20 @@ pub(crate) async fn resolve(ctx: &Ctx<'_>, tenant_pod: &Pod) -> Result<Resolutio
     let mut critical: Vec<String> = Vec::new();
     let mut optional: Vec<String> = Vec::new();
 
+    let Some(master) = tenant_service(ctx, MASTER_NAMESPACE, MASTER_SERVICE)? else {
+        let what = format!(
+            "the tenant's services are not listed yet (no {MASTER_NAMESPACE}/{MASTER_SERVICE} in the view)"
+        );
+        let notice = waited_long.then(|| {
+            (
+                REASON_WAITING,
+                format!("the pod waits for the cluster services: {what}"),
+            )
+        });
+        return Ok(Resolution::Waiting(what, notice));
+    };
     let dns = if uses_cluster_dns(spec) {
-        match cluster_service(ctx, DNS_NAMESPACE, DNS_SERVICE).await? {
+        match tenant_service(ctx, DNS_NAMESPACE, DNS_SERVICE)? {
             None => {
                 notices.push((
                     REASON_MISSING_DNS,
@@ -99,15 +110,14 @@ pub(crate) async fn resolve(ctx: &Ctx<'_>, tenant_pod: &Pod) -> Result<Resolutio
         None
     };
 
-    let master = match cluster_service(ctx, MASTER_NAMESPACE, MASTER_SERVICE).await? {
-        Some(svc) if is_service_ip_set(cluster_ip(&svc)) => {
-            let l = link(ctx, MASTER_NAMESPACE, &svc)?;
-            if l.is_none() {
-                critical.push(format!("{MASTER_NAMESPACE}/{MASTER_SERVICE}"));
-            }
-            l
+    let master = if is_service_ip_set(cluster_ip(&master)) {
+        let l = link(ctx, MASTER_NAMESPACE, &master)?;
+        if l.is_none() {
+            critical.push(format!("{MASTER_NAMESPACE}/{MASTER_SERVICE}"));
         }
-        _ => None,
+        l
+    } else {
+        None
     };
     let links_enabled = spec.enable_service_links != Some(false);
     let mut in_namespace = Vec::new();
@@ -203,36 +213,18 @@ fn cluster_ip(svc: &Service) -> Option<&str> {
     svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref())
 }
 
-/// A tenant cluster service (`kube-dns`, `kubernetes`): from the view, else a live read of the tenant
-/// (recorded in the view).
-async fn cluster_service(
+/// A tenant service, as the view holds it.
+fn tenant_service(
     ctx: &Ctx<'_>,
     namespace: &str,
     name: &str,
 ) -> Result<Option<Service>, SyncError> {
-    match ctx.read::<Service>(&ctx.key.cluster, KIND_SERVICE, namespace, name)? {
-        Read::Object(svc) => return Ok(Some(*svc)),
-        Read::Malformed { .. } => return Ok(None),
-        Read::Absent => {}
-    }
-    let api: Api<Service> = Api::namespaced(ctx.tenant.client.clone(), namespace);
-    let target = Target {
-        cluster: &ctx.key.cluster,
-        kind: KIND_SERVICE,
-        namespace,
-        name,
-    };
-    let live = writer::get(&api, target).await?;
-    if live.is_some() {
-        ctx.record(
-            &ctx.key.cluster,
-            KIND_SERVICE,
-            namespace,
-            name,
-            live.as_ref(),
-        )?;
-    }
-    Ok(live)
+    Ok(
+        match ctx.read::<Service>(&ctx.key.cluster, KIND_SERVICE, namespace, name)? {
+            Read::Object(svc) => Some(*svc),
+            Read::Absent | Read::Malformed { .. } => None,
+        },
+    )
 }
 
 /// The tenant service `svc` of tenant namespace `namespace` with the cluster IP of its super copy; `None`

@@ -36,7 +36,7 @@ use crate::naming::{
 /// The tenant's root CA ConfigMap (created in every namespace by the tenant's controller manager).
 pub const TENANT_ROOT_CA: &str = "kube-root-ca.crt";
 /// Name of the super copy of the tenant's `kube-root-ca.crt` ConfigMap (the ConfigMap sync's convention).
-pub const SUPER_ROOT_CA: &str = "tenant-kube-root-ca.crt";
+pub const SUPER_ROOT_CA: &str = super::kinds::configmap::ROOT_CA_SUPER_NAME;
 /// Key of the token in a token secret.
 pub const TOKEN_KEY: &str = "token";
 /// Name prefix of token secrets.

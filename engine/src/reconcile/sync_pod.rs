@@ -8,7 +8,6 @@ use kube::Api;
 use super::metadata::{Ownership, ownership};
 use super::pod::{self, PodAction, REASON_INVALID, REASON_NAME_CONFLICT, REASON_SYNC_REJECTED};
 use super::pod_deps::{self, KIND_SERVICE, Resolution};
-use super::pod_env::{MASTER_NAMESPACE, MASTER_SERVICE};
 use super::pod_spec::complete_spec;
 use super::pod_token::{service_account, token_secret_name};
 use super::pod_token_secret::{self, TokenSecret};
@@ -324,7 +323,7 @@ impl PodSync<'_> {
             }
         }
         if services_synced(self.ctx)? {
-            match pod_deps::resolve(self.ctx, tenant).await? {
+            match pod_deps::resolve(self.ctx, tenant)? {
                 Resolution::Ready(deps, notices) => {
                     if let Some(spec) = pod.spec.as_mut() {
                         complete_spec(spec, &self.ctx.tenant.info, &self.ctx.key.namespace, &deps);
@@ -486,19 +485,10 @@ fn token_service_account(tenant: &Pod, super_pod: &Pod) -> Option<String> {
     mounts_it.then_some(sa)
 }
 
-/// Whether the tenant's Services reach the super cluster, so that the DNS and service-environment rules can
-/// be applied: the tenant's `default/kubernetes` Service is in the view (its Service source has listed).
+/// Whether the tenant's Services reach the super cluster (the Service resource is enabled), so that the DNS
+/// and service-environment rules can be applied.
 fn services_synced(ctx: &Ctx<'_>) -> Result<bool, SyncError> {
-    Ok(ctx
-        .view
-        .get(
-            &ctx.key.cluster,
-            KIND_SERVICE,
-            MASTER_NAMESPACE,
-            MASTER_SERVICE,
-        )
-        .map_err(SyncError::View)?
-        .is_some())
+    Ok(ctx.resources.get(KIND_SERVICE).is_some())
 }
 
 fn uid_of(pod: Option<&Pod>) -> String {

@@ -14,7 +14,7 @@ use serde_json::json;
 use syncer::log::View;
 use syncer::naming::{cluster_key, super_namespace};
 use syncer::pipeline::{Pipeline, PipelineConfig};
-use syncer::reconcile::{SyncReconciler, TenantInfo, Tenants};
+use syncer::reconcile::{Resources, SyncReconciler, TenantInfo, Tenants};
 use syncer::record::{SUPER_CLUSTER, WorkKey};
 use syncer::shard::{ReconcileError, Reconciler};
 use testcluster::TestCluster;
@@ -59,6 +59,15 @@ impl Env {
 
     /// Like [`Env::start`], with the tenant's description adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut TenantInfo)) -> Result<Env> {
+        Self::start_full(adjust, &["Namespace", "Pod"]).await
+    }
+
+    /// Like [`Env::start`], with the given resources enabled (kind names; `start` enables Namespace and Pod).
+    pub async fn start_with_resources(resources: &[&str]) -> Result<Env> {
+        Self::start_full(|_| {}, resources).await
+    }
+
+    async fn start_full(adjust: impl FnOnce(&mut TenantInfo), resources: &[&str]) -> Result<Env> {
         let super_cluster = TestCluster::start().await.context("start super cluster")?;
         let tenant_cluster = TestCluster::start().await.context("start tenant cluster")?;
         let super_client = super_cluster.client().await?;
@@ -78,11 +87,10 @@ impl Env {
         let counted_tenant = counting_client(tenant_cluster.kubeconfig_path(), &writes).await?;
         tenants.insert(info.clone(), counted_tenant);
         let counted_super = counting_client(super_cluster.kubeconfig_path(), &writes).await?;
-        let reconciler = Arc::new(SyncReconciler::new(
-            counted_super,
-            tenants,
-            tokio::runtime::Handle::current(),
-        ));
+        let reconciler = Arc::new(
+            SyncReconciler::new(counted_super, tenants, tokio::runtime::Handle::current())
+                .with_resources(Resources::from_names(resources)?),
+        );
         let dir = tempfile::tempdir()?;
         let pipeline = Pipeline::start(PipelineConfig::new(dir.path()), Arc::new(Idle))?;
         let view = pipeline.view();
