@@ -1,6 +1,6 @@
 //! `apisim`: an embedded, kube-apiserver-faithful simulated Kubernetes API server.
 //!
-//! It serves the Kubernetes REST API over plain HTTP on loopback for any resource type (built-in types and
+//! It serves the Kubernetes REST API over plain HTTP (or HTTPS with a given certificate, `tls`) on loopback for any resource type (built-in types and
 //! the custom resources of CRDs created in it), stored as JSON in memory, with the semantics of the real
 //! `kube-apiserver`: one global resourceVersion, list+watch with bookmarks and 410 Gone, conflicts,
 //! finalizers, the status subresource, patches, namespace termination, ClusterIP allocation, and an
@@ -25,7 +25,8 @@
 //! pruning and validation except `pattern` and CEL rules); EndpointSlices are served but no controller fills
 //! them.
 //!
-//! What is not: authentication and authorization (everything is allowed), server-side apply (415),
+//! What is not: authentication and authorization (everything is allowed, client certificates are not
+//! requested), server-side apply (415),
 //! `fieldValidation=Strict` (unknown fields are kept, not rejected), managedFields, the garbage collector
 //! (`propagationPolicy` is accepted but dependents are never deleted), workload controllers (deployments do
 //! not create replica sets or pods), YAML bodies, and protobuf bodies of kinds other than Namespace,
@@ -59,6 +60,7 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod tables;
+pub mod tls;
 pub mod validation;
 pub mod watch;
 
@@ -92,6 +94,8 @@ pub struct SimConfig {
     pub faults: faults::FaultConfig,
     /// Largest accepted request body in bytes (the real server: 3 MiB).
     pub max_body_bytes: usize,
+    /// Serve HTTPS with this certificate instead of plain HTTP (`None`, the default).
+    pub tls: Option<tls::TlsConfig>,
 }
 
 impl Default for SimConfig {
@@ -105,6 +109,7 @@ impl Default for SimConfig {
             kubelet: None,
             faults: faults::FaultConfig::default(),
             max_body_bytes: 3 * 1024 * 1024,
+            tls: None,
         }
     }
 }
@@ -168,6 +173,7 @@ pub enum SimError {
 pub struct Simulator {
     state: Arc<state::ApiState>,
     server: server::ServerHandle,
+    tls: Option<Arc<tls::SimTls>>,
 }
 
 impl Simulator {
@@ -175,6 +181,10 @@ impl Simulator {
     /// `kube-node-lease` and the `default/kubernetes` Service) and starts serving on the current tokio
     /// runtime; with a kubelet configured, also its nodes.
     pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
+        let tls = match &config.tls {
+            Some(tls_config) => Some(Arc::new(tls::SimTls::new(tls_config)?)),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|source| SimError::Bind {
@@ -190,8 +200,8 @@ impl Simulator {
         if state.config.kubelet.is_some() {
             kubelet::spawn(&state);
         }
-        let server = server::ServerHandle::spawn(listener, state.clone());
-        Ok(Simulator { state, server })
+        let server = server::ServerHandle::spawn_with_tls(listener, state.clone(), tls.clone());
+        Ok(Simulator { state, server, tls })
     }
 
     /// The listening address.
@@ -199,15 +209,45 @@ impl Simulator {
         self.state.addr()
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    /// Base URL, e.g. `http://127.0.0.1:40123` (`https://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr())
+    }
+
+    /// Whether this instance serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Replaces the serving certificate of an HTTPS instance (new connections use it); an error when the
+    /// PEM does not parse or the instance serves plain HTTP.
+    pub fn reload_tls(&self, config: &tls::TlsConfig) -> Result<(), SimError> {
+        match &self.tls {
+            Some(tls) => tls.reload(config),
+            None => Err(SimError::Config(
+                "this simulator serves plain HTTP; TLS cannot be reloaded".into(),
+            )),
+        }
     }
 
     /// A kubeconfig (YAML) whose only cluster/context/user is this server, usable by kubectl and kube-rs.
+    /// On an HTTPS instance with a known CA it carries that CA as `certificate-authority-data`.
     pub fn kubeconfig_yaml(&self, context: &str) -> String {
+        use base64::Engine as _;
+        let ca = self
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_pem())
+            .map(|pem| {
+                format!(
+                    "    certificate-authority-data: {}\n",
+                    base64::engine::general_purpose::STANDARD.encode(pem)
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {url}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster:\n    server: {url}\n{ca}\
              contexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n    \
              namespace: default\ncurrent-context: {context}\nusers:\n- name: {context}\n  user: {{}}\npreferences: {{}}\n",
             url = self.url()

@@ -1,5 +1,6 @@
 //! HTTP/1.1 accept loop: one tokio task per instance accepting connections, one per connection, all
 //! aborted when the instance is dropped. Each request goes through faults → routing → a handler.
+//! With TLS configured, each connection first completes a rustls handshake (in its own task).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::handlers::{self, ApiRequest, Body, error_response, json_response};
 use crate::routing::{self, Route};
 use crate::state::ApiState;
 use crate::status::ApiError;
+use crate::tls::SimTls;
 use crate::{admin, discovery};
 
 /// The accept loop of one instance; dropping it aborts the loop and every connection it served.
@@ -30,7 +32,16 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// Starts accepting on `listener`.
     pub fn spawn(listener: TcpListener, state: Arc<ApiState>) -> ServerHandle {
-        let task = tokio::spawn(accept_loop(listener, state));
+        Self::spawn_with_tls(listener, state, None)
+    }
+
+    /// Starts accepting on `listener`, speaking TLS when `tls` is given.
+    pub fn spawn_with_tls(
+        listener: TcpListener,
+        state: Arc<ApiState>,
+        tls: Option<Arc<SimTls>>,
+    ) -> ServerHandle {
+        let task = tokio::spawn(accept_loop(listener, state, tls));
         ServerHandle { task: Some(task) }
     }
 
@@ -51,14 +62,29 @@ impl Drop for ServerHandle {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<ApiState>) {
+async fn accept_loop(listener: TcpListener, state: Arc<ApiState>, tls: Option<Arc<SimTls>>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(stream, state.clone()));
+                    match &tls {
+                        None => {
+                            connections.spawn(serve_connection(stream, state.clone()));
+                        }
+                        Some(tls) => {
+                            let acceptor = tls.acceptor();
+                            let state = state.clone();
+                            connections.spawn(async move {
+                                match tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(stream)).await {
+                                    Ok(Ok(stream)) => serve_connection(stream, state).await,
+                                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -70,7 +96,13 @@ async fn accept_loop(listener: TcpListener, state: Arc<ApiState>) {
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<ApiState>) {
+/// Longest a client may take to complete the TLS handshake.
+const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+
+async fn serve_connection<S>(stream: S, state: Arc<ApiState>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(stream);
     let service = service_fn(move |req: Request<Incoming>| {
         let state = state.clone();

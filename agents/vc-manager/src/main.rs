@@ -1,0 +1,138 @@
+//! `vc-manager`: provisions VirtualCluster tenant control planes (see `vc-manager --help`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use vc_manager::provision::Provisioner;
+use vc_manager::provision::embedded::Embedded;
+use vc_manager::provision::native::Native;
+use vc_manager::provision::process::{Binaries, Process};
+use vc_manager::reconcile::Context;
+
+/// Which provisioner makes tenant control planes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProvisionerKind {
+    /// StatefulSets + Services in the super cluster from the ClusterVersion templates.
+    Native,
+    /// Simulated API servers (HTTPS, tenant PKI) inside this process.
+    Embedded,
+    /// Real etcd + kube-apiserver child processes (ETCD_BIN, KUBE_APISERVER_BIN).
+    Process,
+}
+
+/// Provisions VirtualCluster tenant control planes in the super cluster and registers them with the
+/// syncer.
+///
+/// With no reachable cluster configuration (no --kubeconfig, no KUBECONFIG, no ~/.kube/config, not in a
+/// pod) it starts a simulated super cluster in-process, writes its kubeconfig to
+/// <data-dir>/super.kubeconfig, installs the CRDs and uses the embedded provisioner: a complete local
+/// setup for trying `kubectl vc create`.
+#[derive(Debug, Parser)]
+#[command(name = "vc-manager", version)]
+struct Args {
+    /// Kubeconfig of the super cluster (default: the usual inference: KUBECONFIG, ~/.kube/config,
+    /// in-cluster).
+    #[arg(long, env = "VC_MANAGER_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Provisioner (default: native with a real cluster, embedded with the simulated one).
+    #[arg(long, value_enum)]
+    provisioner: Option<ProvisionerKind>,
+    /// Directory for the simulated super cluster's kubeconfig and the process provisioner's files.
+    #[arg(long, default_value = "vc-manager-data")]
+    data_dir: PathBuf,
+    /// Create the CRDs at start if absent (always done with the simulated super cluster).
+    #[arg(long)]
+    install_crds: bool,
+    /// Start a simulated super cluster even if a cluster configuration exists.
+    #[arg(long)]
+    simulated_super: bool,
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
+async fn super_client(args: &Args) -> anyhow::Result<Option<kube::Client>> {
+    if args.simulated_super {
+        return Ok(None);
+    }
+    if let Some(path) = &args.kubeconfig {
+        let yaml = std::fs::read_to_string(path)
+            .with_context(|| format!("read kubeconfig {}", path.display()))?;
+        return Ok(Some(vc_manager::kubeconfig::client(&yaml).await?));
+    }
+    match kube::Config::infer().await {
+        Ok(config) => Ok(Some(kube::Client::try_from(config)?)),
+        Err(error) => {
+            tracing::info!(%error, "no cluster configuration found: using a simulated super cluster");
+            Ok(None)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("create {}", args.data_dir.display()))?;
+    let (client, simulated) = match super_client(&args).await? {
+        Some(client) => (client, None),
+        None => {
+            let sim = apisim::Simulator::start(apisim::SimConfig {
+                kubelet: Some(apisim::KubeletConfig::default()),
+                ..apisim::SimConfig::default()
+            })
+            .await?;
+            let path = args.data_dir.join("super.kubeconfig");
+            std::fs::write(&path, sim.kubeconfig_yaml("super"))
+                .with_context(|| format!("write {}", path.display()))?;
+            println!(
+                "simulated super cluster: kubectl --kubeconfig {} get vc -A",
+                path.display()
+            );
+            let client = vc_manager::kubeconfig::client(&sim.kubeconfig_yaml("super")).await?;
+            (client, Some(sim))
+        }
+    };
+    if args.install_crds || simulated.is_some() {
+        vc_manager::install::install_crds(&client, Duration::from_secs(30)).await?;
+    }
+    let kind = args.provisioner.unwrap_or(if simulated.is_some() {
+        ProvisionerKind::Embedded
+    } else {
+        ProvisionerKind::Native
+    });
+    let provisioner: Arc<dyn Provisioner> = match kind {
+        ProvisionerKind::Native => Arc::new(Native),
+        ProvisionerKind::Embedded => Arc::new(Embedded::new()),
+        ProvisionerKind::Process => {
+            let binaries = Binaries::from_env()
+                .map_err(|e| anyhow::anyhow!("the process provisioner needs real binaries: {e}"))?;
+            Arc::new(Process::new(binaries, args.data_dir.join("tenants")))
+        }
+    };
+    tracing::info!(provisioner = provisioner.name(), "vc-manager starting");
+    let ctx = Arc::new(Context {
+        client,
+        provisioner,
+        registrar: None,
+        now: time::OffsetDateTime::now_utc,
+    });
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    vc_manager::controller::run(ctx, shutdown).await;
+    if let Some(sim) = simulated {
+        sim.shutdown().await;
+    }
+    Ok(())
+}
