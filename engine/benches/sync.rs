@@ -94,7 +94,12 @@ impl SyncerChild {
             .arg(tenants_dir)
             .arg("--data-dir")
             .arg(data)
-            .args(["--metrics-addr", &metrics_addr])
+            .args([
+                "--metrics-addr",
+                &metrics_addr,
+                "--grpc-addr",
+                "127.0.0.1:0",
+            ])
             .args(
                 std::env::var("SYNC_BENCH_SHARDS")
                     .ok()

@@ -1,24 +1,38 @@
 //! The running syncer: one [`Pipeline`] (log + shards + reconciler) fed by one source per
-//! (cluster × synced kind). Used by the `syncer` binary, for real clusters and for the embedded default.
+//! (cluster × synced kind), the dynamic tenant set ([`TenantSet`]) and, optionally, the gRPC API.
+//! Used by the `syncer` binary, for real clusters and for the embedded default.
 //!
-//! Start-up order: open the log (replaying unapplied entries to the reconciler), read the resume points,
-//! then start the sources. Shutdown order: stop the sources (no more appends), then stop the pipeline (the
-//! shards finish what they hold, the writer flushes).
+//! Start-up order: open the log (replaying unapplied entries to the reconciler), load the durable
+//! registrations, forget tenants served by the previous run but neither configured nor registered any more,
+//! start the sources of every configured and registered tenant, then the super cluster's sources (so no
+//! super event of a served tenant is dropped as unknown), then the gRPC API. Shutdown order: the API, the
+//! tenant and super sources (no more appends), then the pipeline (the shards finish what they hold, the
+//! writer flushes).
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use parking_lot::Mutex;
+use tenancy_proto::v1;
 use tokio::sync::watch;
 
 use crate::config::TenantSpec;
+use crate::control::store::{self, RegistrationStore};
+use crate::control::tap::InvalidationTap;
+use crate::control::{TenantSet, TenantSetDeps};
+use crate::grpc::{ApiContext, GrpcError, GrpcOptions, GrpcServer};
 use crate::naming;
 use crate::patrol::{self, PatrolConfig, PatrolKind, Patroller, TenantKeys};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStats};
+use crate::reconcile::Tenants;
 use crate::record::SUPER_CLUSTER;
 use crate::shard::Reconciler;
-use crate::source::{self, ClusterRole, PipelineLog, SourceConfig, Sources, WatchTarget};
+use crate::source::{
+    self, ClusterRole, PipelineLog, ServedTenants, SourceConfig, Sources, WatchTarget,
+};
 
 /// Errors while starting the syncer.
 #[derive(Debug, thiserror::Error)]
@@ -65,45 +79,62 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// The durable registrations could not be read.
+    #[error("failed to read the tenant registrations")]
+    Registrations(#[source] store::StoreError),
+    /// A configured tenant could not be served.
+    #[error("failed to serve configured tenant {cluster}: {message}")]
+    Tenant {
+        /// Its cluster key.
+        cluster: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The gRPC API did not start.
+    #[error("failed to start the gRPC API")]
+    Grpc(#[source] GrpcError),
 }
 
 /// File in the data directory listing the cluster keys the last run served (one per line).
 pub const SERVED_TENANTS_FILE: &str = "served-tenants";
 
+fn previously_served(data_dir: &Path) -> Result<Vec<String>, AppError> {
+    let path = data_dir.join(SERVED_TENANTS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(AppError::ServedTenants {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// Cluster keys the previous run on `data_dir` served that are not in `current`: their unapplied log entries
 /// must be dropped (register them as removed in the tenant registry before the pipeline replays) and their
-/// view entries and resume points forgotten (see [`Syncer::start`]).
+/// view entries and resume points forgotten (see [`Syncer::start`], which does both, also for tenants that
+/// were registered over gRPC).
 pub fn removed_since_last_run(
     data_dir: &Path,
     current: &[TenantConnection],
 ) -> Result<Vec<String>, AppError> {
-    let path = data_dir.join(SERVED_TENANTS_FILE);
-    let previous = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(AppError::ServedTenants {
-                path: path.display().to_string(),
-                source,
-            });
-        }
-    };
     let current: HashSet<&str> = current.iter().map(|t| t.cluster_key.as_str()).collect();
-    Ok(previous
-        .lines()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && !current.contains(k))
-        .map(str::to_string)
+    Ok(previously_served(data_dir)?
+        .into_iter()
+        .filter(|k| !current.contains(k.as_str()))
         .collect())
 }
 
-fn record_served(data_dir: &Path, current: &[TenantConnection]) -> Result<(), AppError> {
+/// Records the served cluster keys in `<data_dir>/served-tenants` (atomically replaced).
+pub fn record_served_keys(data_dir: &Path, keys: &[&str]) -> Result<(), AppError> {
     let path = data_dir.join(SERVED_TENANTS_FILE);
     let tmp = data_dir.join(format!("{SERVED_TENANTS_FILE}.tmp"));
-    let text: String = current
-        .iter()
-        .map(|t| format!("{}\n", t.cluster_key))
-        .collect();
+    let text: String = keys.iter().map(|k| format!("{k}\n")).collect();
     let err = |source| AppError::ServedTenants {
         path: path.display().to_string(),
         source,
@@ -168,69 +199,126 @@ pub struct SyncerStatus {
     pub pipeline: PipelineStats,
 }
 
+/// How the syncer runs (everything but the clusters).
+pub struct SyncerOptions {
+    /// The log and shards.
+    pub pipeline: PipelineConfig,
+    /// The sources.
+    pub sources: SourceConfig,
+    /// The gRPC API; `None` = not served.
+    pub grpc: Option<GrpcOptions>,
+}
+
 /// A running syncer.
 pub struct Syncer {
-    pipeline: Pipeline,
-    sources: Sources,
-    stop: watch::Sender<bool>,
-    tenants: usize,
+    pipeline: Arc<Pipeline>,
+    tenants: TenantSet,
+    super_sources: Arc<Mutex<Option<Sources>>>,
+    super_stop: watch::Sender<bool>,
+    grpc: Option<GrpcServer>,
     patrol: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Syncer {
-    /// Opens the log, starts the shards with `reconciler` and one source per (cluster × kind), on the
-    /// current tokio runtime. `removed` tenants (see [`removed_since_last_run`]) have their view entries
-    /// and resume points dropped; the list of served tenants is then recorded in the data directory.
-    pub fn start(
+    /// Opens the log, starts the shards with `reconciler` (which must look tenants up in `registry`), serves
+    /// the `configured` tenants and the durable registrations, starts the super cluster's sources and the gRPC
+    /// API, on the current tokio runtime. Tenants the previous run served that are neither configured nor
+    /// registered any more are tombstoned in `registry` and their view entries and resume points dropped.
+    pub async fn start(
         super_client: kube::Client,
-        tenants: &[TenantConnection],
-        removed: &[String],
-        pipeline_cfg: PipelineConfig,
-        source_cfg: SourceConfig,
+        configured: &[TenantConnection],
+        registry: Tenants,
         reconciler: Arc<dyn Reconciler>,
+        opts: SyncerOptions,
     ) -> Result<Self, AppError> {
-        let data_dir = pipeline_cfg.data_dir.clone();
-        let pipeline = Pipeline::start(pipeline_cfg, reconciler).map_err(AppError::Pipeline)?;
-        for cluster in removed {
-            tracing::info!(%cluster, "tenant no longer configured: forgetting its view and resume points");
+        let data_dir = opts.pipeline.data_dir.clone();
+        let pipeline =
+            Arc::new(Pipeline::start(opts.pipeline, reconciler).map_err(AppError::Pipeline)?);
+        let store = RegistrationStore::new(
             pipeline
-                .forget_cluster(cluster)
+                .open_tree(store::TREE)
+                .map_err(AppError::ResumePoints)?,
+        );
+        let stored = store.load().map_err(AppError::Registrations)?;
+        let mut current: HashSet<String> =
+            configured.iter().map(|t| t.cluster_key.clone()).collect();
+        current.extend(stored.iter().map(|r| r.cluster_key.clone()));
+        for cluster in previously_served(&data_dir)?
+            .into_iter()
+            .filter(|k| !current.contains(k))
+        {
+            tracing::info!(%cluster, "tenant no longer served: forgetting its view and resume points");
+            registry.remove(&cluster);
+            pipeline
+                .forget_cluster(&cluster)
                 .map_err(|source| AppError::Forget {
                     cluster: cluster.clone(),
                     source,
                 })?;
         }
-        record_served(&data_dir, tenants)?;
-        let kinds = source_cfg.kinds.clone();
+        let kinds = opts.sources.kinds.clone();
         let kind_names: Vec<String> = kinds.iter().map(|k| k.kind.clone()).collect();
-        let served: HashSet<String> = tenants.iter().map(|t| t.cluster_key.clone()).collect();
-        let mut clusters = vec![SUPER_CLUSTER.to_string()];
-        clusters.extend(served.iter().cloned());
-        let log =
-            PipelineLog::new(&pipeline, &clusters, &kind_names).map_err(AppError::ResumePoints)?;
-        let mut targets = vec![WatchTarget {
-            role: ClusterRole::Super {
-                tenants: Arc::new(served),
-            },
+        let served = ServedTenants::default();
+        let tenants = TenantSet::new(TenantSetDeps {
+            pipeline: Arc::clone(&pipeline),
+            registry,
+            served: served.clone(),
+            super_client: super_client.clone(),
+            kinds: kinds.clone(),
+            source_cfg: opts.sources.clone(),
+            store,
+            data_dir: data_dir.clone(),
+            cleanup_retry: Duration::from_millis(250),
+        });
+        for t in configured {
+            let vc = v1::VirtualClusterRef::new(&t.spec.namespace, &t.spec.name, &t.spec.uid);
+            tenants
+                .add_configured(t.cluster_key.clone(), vc, t.client.clone())
+                .await
+                .map_err(|e| AppError::Tenant {
+                    cluster: t.cluster_key.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        tenants.restore(stored).await;
+        if tenants.is_empty().await {
+            record_served_keys(&data_dir, &[])?;
+        }
+        let log = PipelineLog::new(&pipeline, &[SUPER_CLUSTER.to_string()], &kind_names)
+            .map_err(AppError::ResumePoints)?;
+        let log = InvalidationTap::new(log, pipeline.view(), tenants.events());
+        let target = WatchTarget {
+            role: ClusterRole::Super { tenants: served },
             client: super_client,
             vc_label: None,
-        }];
-        for t in tenants {
-            targets.push(WatchTarget {
-                role: ClusterRole::Tenant {
-                    cluster_key: t.cluster_key.clone(),
-                },
-                client: t.client.clone(),
-                vc_label: Some(format!("{}/{}", t.spec.namespace, t.spec.name)),
-            });
-        }
-        let (stop, stop_rx) = watch::channel(false);
-        let sources = source::spawn(targets, &kinds, log, source_cfg, stop_rx);
+        };
+        let (super_stop, stop_rx) = watch::channel(false);
+        let super_sources = Arc::new(Mutex::new(Some(source::spawn(
+            vec![target],
+            &kinds,
+            log,
+            opts.sources,
+            stop_rx,
+        ))));
+        let grpc = match opts.grpc {
+            Some(grpc) => {
+                let probe = Arc::clone(&super_sources);
+                let ctx = ApiContext {
+                    tenants: tenants.clone(),
+                    super_up: Arc::new(move || {
+                        probe.lock().as_ref().is_some_and(Sources::super_up)
+                    }),
+                };
+                Some(GrpcServer::start(grpc, ctx).await.map_err(AppError::Grpc)?)
+            }
+            None => None,
+        };
         Ok(Self {
             pipeline,
-            sources,
-            stop,
-            tenants: tenants.len(),
+            tenants,
+            super_sources,
+            super_stop,
+            grpc,
             patrol: None,
         })
     }
@@ -248,32 +336,69 @@ impl Syncer {
             .filter_map(PatrolKind::builtin)
             .collect();
         let patroller = Patroller::new(&self.pipeline, Some(super_client), tenants, kinds, cfg);
-        self.patrol = Some(patrol::spawn(patroller, self.stop.subscribe()));
+        self.patrol = Some(patrol::spawn(patroller, self.super_stop.subscribe()));
+    }
+
+    /// The served tenants (register / unregister at run time).
+    pub fn tenants(&self) -> &TenantSet {
+        &self.tenants
+    }
+
+    /// Where the gRPC API listens, if it is served.
+    pub fn grpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.grpc.as_ref().map(GrpcServer::addr)
     }
 
     /// Current counters.
-    pub fn status(&self) -> SyncerStatus {
+    pub async fn status(&self) -> SyncerStatus {
         SyncerStatus {
-            tenants: self.tenants,
-            tenants_up: self.sources.tenants_up(),
-            super_up: self.sources.super_up(),
+            tenants: self.tenants.len().await,
+            tenants_up: self.tenants.up().await,
+            super_up: self
+                .super_sources
+                .lock()
+                .as_ref()
+                .is_some_and(Sources::super_up),
             pipeline: self.pipeline.stats(),
         }
     }
 
-    /// Stops the sources, then the pipeline (flushing the log).
+    /// Stops the API, the sources, then the pipeline (flushing the log).
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        self.sources.join().await;
+        // Streams of the API end when the set stops; the server then drains.
+        self.tenants.begin_shutdown();
+        if let Some(grpc) = self.grpc {
+            grpc.shutdown().await;
+        }
+        self.tenants.shutdown().await;
+        let _ = self.super_stop.send(true);
+        let sources = self.super_sources.lock().take();
+        if let Some(sources) = sources {
+            sources.join().await;
+        }
         if let Some(patrol) = self.patrol
             && let Err(error) = patrol.await
         {
             tracing::error!(%error, "patroller panicked");
         }
-        let pipeline = self.pipeline;
-        // Joining shard and writer threads blocks: keep it off the async workers.
-        if let Err(error) = tokio::task::spawn_blocking(move || pipeline.shutdown()).await {
-            tracing::error!(%error, "pipeline shutdown panicked");
+        drop(self.tenants);
+        // Streams of the API may still hold the tenant set (and so the pipeline) for a moment.
+        let mut pipeline = self.pipeline;
+        for _ in 0..100 {
+            match Arc::try_unwrap(pipeline) {
+                Ok(p) => {
+                    // Joining shard and writer threads blocks: keep it off the async workers.
+                    if let Err(error) = tokio::task::spawn_blocking(move || p.shutdown()).await {
+                        tracing::error!(%error, "pipeline shutdown panicked");
+                    }
+                    return;
+                }
+                Err(shared) => {
+                    pipeline = shared;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
         }
+        tracing::warn!("pipeline still shared at shutdown; it stops when the last user ends");
     }
 }

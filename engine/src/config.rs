@@ -78,7 +78,13 @@ pub enum ConfigError {
     long_about = "Syncs tenant (virtual) clusters with one super cluster.\n\n\
                   Synced kinds: Namespace (down) and Pod (down; status and node binding up). Other kinds \
                   (Services, ConfigMaps, Secrets, ...) are not synced yet.\n\n\
-                  Tenants come from --tenants-dir or --tenants-config; the tenant set is fixed at start-up.\n\n\
+                  Tenants come from --tenants-dir or --tenants-config (fixed for the run) and from the \
+                  gRPC TenantRegistry (Register/Unregister at run time, durable in the data directory). \
+                  The gRPC API (tenancy.sync.v1: tenant registry, translation, health) listens on \
+                  --grpc-addr with mutual TLS: without --grpc-tls-cert/--grpc-tls-key/--grpc-client-ca a CA, \
+                  a server certificate and a client certificate are generated once into <data-dir>/grpc/ \
+                  (clients use ca.pem, client.pem, client-key.pem). --grpc-insecure serves plain text \
+                  without client authentication (explicit opt-in, local experiments only).\n\n\
                   Without --super-kubeconfig the syncer runs its embedded default: it starts in-process \
                   simulated API servers (one super cluster with a simulated kubelet, N tenants), creates \
                   sample workloads in the tenants and syncs them live, printing a status line every second. \
@@ -95,7 +101,8 @@ pub struct Args {
     /// YAML list of tenants: `- {name, namespace, uid, kubeconfig}` (kubeconfig paths relative to the file).
     #[arg(long, value_name = "FILE")]
     pub tenants_config: Option<PathBuf>,
-    /// Data directory (the durable log). Created if missing. The embedded default keeps its log in
+    /// Data directory (the durable log, tenant registrations, the generated gRPC PKI in `grpc/`). Created
+    /// if missing. The embedded default keeps its log in
     /// `<data-dir>/embedded-log/` and wipes it at start (its simulated clusters do not outlive the process).
     #[arg(long, value_name = "DIR", default_value = "syncer-data")]
     pub data_dir: PathBuf,
@@ -141,6 +148,26 @@ pub struct Args {
     /// `--resources default,Ingress`. Namespace is needed by every namespaced kind.
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub resources: Vec<String>,
+    /// Address of the gRPC API (tenant registry, translation, health); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    pub grpc_addr: SocketAddr,
+    /// Do not serve the gRPC API (tenants then come only from the configuration).
+    #[arg(long, conflicts_with_all = ["grpc_insecure", "grpc_tls_cert"])]
+    pub no_grpc: bool,
+    /// Serve the gRPC API in plain text WITHOUT client authentication: anyone who reaches --grpc-addr can
+    /// register and unregister tenants. Explicit opt-in for local experiments; never in production.
+    #[arg(long, conflicts_with = "grpc_tls_cert")]
+    pub grpc_insecure: bool,
+    /// PEM server certificate of the gRPC API (with --grpc-tls-key and --grpc-client-ca). Default: the
+    /// certificate generated in <data-dir>/grpc/.
+    #[arg(long, value_name = "PEM", requires_all = ["grpc_tls_key", "grpc_client_ca"])]
+    pub grpc_tls_cert: Option<PathBuf>,
+    /// PEM private key of --grpc-tls-cert.
+    #[arg(long, value_name = "PEM", requires = "grpc_tls_cert")]
+    pub grpc_tls_key: Option<PathBuf>,
+    /// PEM CA bundle that client certificates must be signed by (mutual TLS).
+    #[arg(long, value_name = "PEM", requires = "grpc_tls_cert")]
+    pub grpc_client_ca: Option<PathBuf>,
 }
 
 /// One tenant (virtual cluster) the syncer serves.

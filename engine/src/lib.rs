@@ -19,12 +19,16 @@
 //! * [`patrol`]: periodic anti-entropy: walks the view (and lists the super cluster) for drift and enqueues
 //!   repairs.
 //! * [`upward`]: cluster-wide upward sync (virtual nodes and leases, events, public objects, volumes).
+//! * [`control`], [`grpc`]: the dynamic tenant set (register / unregister at run time, durable) and the
+//!   gRPC API over it (tenant registry, translation, health; mutual TLS).
 //! * [`app`], [`config`], [`metrics`], [`embedded`]: the `syncer` binary's wiring, flags, Prometheus exporter
 //!   and the embedded default (simulated clusters with sample workloads).
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod embedded;
+pub mod grpc;
 pub mod log;
 pub mod metrics;
 pub mod naming;

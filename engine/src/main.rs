@@ -1,7 +1,8 @@
 //! `syncer`: syncs tenant (virtual) clusters with one super cluster.
 //!
-//! With `--super-kubeconfig` it serves the tenants of `--tenants-dir` / `--tenants-config`; without it, it
-//! runs the embedded default (simulated clusters with sample workloads, see `syncer::embedded`).
+//! With `--super-kubeconfig` it serves the tenants of `--tenants-dir` / `--tenants-config` and those
+//! registered over its gRPC API (`--grpc-addr`, mutual TLS); without it, it runs the embedded default
+//! (simulated clusters with sample workloads, see `syncer::embedded`).
 //! Graceful shutdown on Ctrl-C / SIGTERM / `--duration`: sources stop, shards finish, the log is flushed.
 
 use std::sync::Arc;
@@ -10,9 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use metrics_exporter_prometheus::PrometheusHandle;
-use syncer::app::{Syncer, TenantConnection, client_from_kubeconfig, removed_since_last_run};
+use syncer::app::{Syncer, SyncerOptions, TenantConnection, client_from_kubeconfig};
 use syncer::config::{self, Args, TenantSpec};
 use syncer::embedded::{self, Embedded};
+use syncer::grpc::GrpcOptions;
 use syncer::metrics::LagWindow;
 use syncer::pipeline::PipelineConfig;
 use syncer::reconcile::{SyncReconciler, TenantInfo, Tenants};
@@ -63,7 +65,12 @@ async fn run(args: Args) -> Result<()> {
             let specs = match (&args.tenants_dir, &args.tenants_config) {
                 (Some(dir), _) => config::load_tenants_dir(dir)?,
                 (None, Some(file)) => config::load_tenants_config(file)?,
-                (None, None) => bail!("--super-kubeconfig needs --tenants-dir or --tenants-config"),
+                (None, None) if args.no_grpc => {
+                    bail!(
+                        "--super-kubeconfig needs --tenants-dir, --tenants-config or the gRPC API"
+                    )
+                }
+                (None, None) => Vec::new(),
             };
             let super_client = client_from_kubeconfig(&super_kubeconfig).await?;
             let log_dir = args.data_dir.clone();
@@ -132,6 +139,7 @@ async fn serve(
     for spec in specs {
         tenants.push(TenantConnection::connect(spec).await?);
     }
+    // Configured tenants are known before the log replays, so their replayed work finds them.
     let registry = Tenants::new();
     for t in &tenants {
         registry.insert(
@@ -146,16 +154,11 @@ async fn serve(
             t.client.clone(),
         );
     }
-    // Work left in the log for tenants no longer configured is dropped, not retried forever.
-    let removed = removed_since_last_run(&log_dir, &tenants)?;
-    for key in &removed {
-        registry.remove(key);
-    }
     let resources = syncer::reconcile::Resources::from_names(&args.resources)?;
     let reconciler = Arc::new(
         SyncReconciler::new(
             super_client.clone(),
-            registry,
+            registry.clone(),
             tokio::runtime::Handle::current(),
         )
         .with_resources(resources.clone()),
@@ -167,16 +170,21 @@ async fn serve(
         pipeline_cfg.disk_budget_bytes = budget;
     }
     pipeline_cfg.cache_capacity_bytes = args.cache_size;
+    let grpc = grpc_options(args)?;
     let started = Instant::now();
     let patrol_tenants = reconciler.tenants().clone();
     let mut syncer = Syncer::start(
         super_client.clone(),
         &tenants,
-        &removed,
-        pipeline_cfg,
-        SourceConfig::default().kinds(resources.kinds()),
+        registry,
         reconciler,
-    )?;
+        SyncerOptions {
+            pipeline: pipeline_cfg,
+            sources: SourceConfig::default().kinds(resources.kinds()),
+            grpc: grpc.as_ref().map(|(opts, _)| opts.clone()),
+        },
+    )
+    .await?;
     if !args.patrol_interval.is_zero() {
         let patrol_cfg = syncer::patrol::PatrolConfig {
             interval: args.patrol_interval,
@@ -189,16 +197,19 @@ async fn serve(
             patrol_cfg,
         );
     }
+    let served = syncer.tenants().len().await;
     tracing::info!(
-        tenants = tenants.len(),
+        tenants = served,
         metrics = %args.metrics_addr,
         "syncer started"
     );
     println!(
-        "syncing {} tenants; metrics on http://{}/metrics",
-        tenants.len(),
+        "syncing {served} tenants; metrics on http://{}/metrics",
         args.metrics_addr
     );
+    if let (Some(addr), Some((_, how))) = (syncer.grpc_addr(), &grpc) {
+        println!("gRPC API (tenant registry, translation, health) on {addr}: {how}");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let churn = demo.as_ref().map(|d| {
@@ -245,7 +256,7 @@ async fn status_line(
     demo: Option<&EmbeddedDemo>,
     started: Instant,
 ) -> String {
-    let s = syncer.status();
+    let s = syncer.status().await;
     let p99 = lag
         .p99_since_last(&metrics.render())
         .map_or_else(|| "-".to_string(), |v| format!("{:.0}ms", v * 1000.0));
@@ -270,6 +281,61 @@ async fn status_line(
         }
     }
     line
+}
+
+/// The gRPC API options from the flags, and a line saying how to connect. The default PKI is generated
+/// once into `<data-dir>/grpc/` (the data directory given on the command line, also for the embedded default).
+fn grpc_options(args: &Args) -> Result<Option<(GrpcOptions, String)>> {
+    use tenancy_proto::{pki, tls};
+    if args.no_grpc {
+        return Ok(None);
+    }
+    if args.grpc_insecure {
+        tracing::warn!("--grpc-insecure: the gRPC API accepts any client, in plain text");
+        let opts = GrpcOptions {
+            addr: args.grpc_addr,
+            tls: None,
+        };
+        return Ok(Some((
+            opts,
+            "PLAIN TEXT, no client authentication (--grpc-insecure)".into(),
+        )));
+    }
+    let (material, how) = match (
+        &args.grpc_tls_cert,
+        &args.grpc_tls_key,
+        &args.grpc_client_ca,
+    ) {
+        (Some(cert), Some(key), Some(ca)) => (
+            tls::TlsMaterial::from_files(ca, cert, key).context("gRPC TLS files")?,
+            format!("mutual TLS, clients signed by {}", ca.display()),
+        ),
+        _ => {
+            let dir = args.data_dir.join("grpc");
+            let ip = args.grpc_addr.ip();
+            let extra: Vec<String> = if ip.is_unspecified() {
+                Vec::new()
+            } else {
+                vec![ip.to_string()]
+            };
+            let files = pki::PkiFiles::ensure(&dir, &pki::default_server_names(&extra))
+                .with_context(|| format!("gRPC PKI in {}", dir.display()))?;
+            (
+                files.server_material().context("gRPC PKI")?,
+                format!(
+                    "mutual TLS; client certificate {} + {}, CA {}",
+                    files.client_cert.display(),
+                    files.client_key.display(),
+                    files.ca_cert.display()
+                ),
+            )
+        }
+    };
+    let opts = GrpcOptions {
+        addr: args.grpc_addr,
+        tls: Some(material),
+    };
+    Ok(Some((opts, how)))
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -25,7 +25,7 @@ use crate::log::{
 use crate::record::WorkKey;
 use crate::shard::router;
 use crate::shard::scheduler::Weights;
-use crate::shard::{Reconciler, ShardConfig, ShardStats, ShardWorker};
+use crate::shard::{Reconciler, ShardConfig, ShardStats, ShardWorker, TenantStats};
 
 /// Configuration of the pipeline. See [`PipelineConfig::default`] for the defaults.
 #[derive(Clone, Debug)]
@@ -193,6 +193,7 @@ pub struct Pipeline {
     injector: WorkInjector,
     shard_stats: Vec<Arc<ShardStats>>,
     weights: Weights,
+    tenant_stats: TenantStats,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -238,6 +239,7 @@ impl Pipeline {
         let view = View::new(sled::Tree::clone(&opened.db), Arc::clone(&view_lock));
         let compactor = Compactor::new(opened.db.clone(), Arc::clone(&backlog));
         let weights: Weights = Arc::new(RwLock::new(Default::default()));
+        let tenant_stats = TenantStats::default();
         let stop = Arc::new(AtomicBool::new(false));
         let shard_config = ShardConfig {
             max_pending_keys: cfg.max_pending_keys,
@@ -271,6 +273,7 @@ impl Pipeline {
                 shard_config.clone(),
                 Arc::clone(&stop),
                 Arc::clone(&stats),
+                tenant_stats.clone(),
             );
             let handle = spawn(format!("syncer-shard-{id}"), move || worker.run());
             match handle {
@@ -325,6 +328,7 @@ impl Pipeline {
             },
             shard_stats,
             weights,
+            tenant_stats,
             stop,
             threads: pipeline_threads,
         })
@@ -374,7 +378,19 @@ impl Pipeline {
         let _guard = self.view.write_lock().lock();
         db.apply_batch(batch).map_err(LogError::Commit)?;
         self.weights.write().remove(cluster);
+        self.tenant_stats.forget(cluster);
         Ok(())
+    }
+
+    /// Per-tenant backlog and lag, kept by the shards.
+    pub fn tenant_stats(&self) -> TenantStats {
+        self.tenant_stats.clone()
+    }
+
+    /// Opens (or creates) a named sled tree next to the log, in the same database (for state that must
+    /// survive restarts with the log, such as tenant registrations). Writes to it are not flushed by the log.
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, LogError> {
+        self.compactor.db().open_tree(name).map_err(LogError::Read)
     }
 
     /// Sets the fair-scheduling weight of a tenant (default 1; 0 is treated as 1). Takes effect at the

@@ -2,7 +2,7 @@
 //! right work keys, resume points let a restart continue without a relist, 410 Gone relists and diffs
 //! against the view, and super watches only see the syncer's own objects.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ use parking_lot::Mutex;
 use serde_json::json;
 use syncer::record::{EventType, Record, SUPER_CLUSTER};
 use syncer::source::relist::Known;
-use syncer::source::{self, ClusterRole, PortError, SourceConfig, SourceLog, WatchTarget};
+use syncer::source::{
+    self, ClusterRole, PortError, ServedTenants, SourceConfig, SourceLog, WatchTarget,
+};
 use testcluster::TestCluster;
 use tokio::sync::watch;
 
@@ -409,7 +411,7 @@ async fn super_watch_sees_only_labelled_objects_of_served_tenants() -> Result<()
     let log = FakeLog::default();
     let target = WatchTarget {
         role: ClusterRole::Super {
-            tenants: Arc::new(HashSet::from(["k1".to_string()])),
+            tenants: ServedTenants::new(["k1".to_string()]),
         },
         client: client.clone(),
         vc_label: None,

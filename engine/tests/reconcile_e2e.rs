@@ -16,7 +16,7 @@ use syncer::naming::{cluster_key, super_namespace};
 use syncer::pipeline::{Pipeline, PipelineConfig};
 use syncer::reconcile::{Resources, SyncReconciler, TenantInfo, Tenants};
 use syncer::record::SUPER_CLUSTER;
-use syncer::source::{self, ClusterRole, PipelineLog, SourceConfig, WatchTarget};
+use syncer::source::{self, ClusterRole, PipelineLog, ServedTenants, SourceConfig, WatchTarget};
 use testcluster::{ClusterOptions, TestCluster};
 use tokio::sync::watch;
 
@@ -119,7 +119,7 @@ impl Running {
         let targets = vec![
             WatchTarget {
                 role: ClusterRole::Super {
-                    tenants: Arc::new([c.key.clone()].into_iter().collect()),
+                    tenants: ServedTenants::new([c.key.clone()]),
                 },
                 client: c.super_cluster.client().await?,
                 vc_label: None,

@@ -91,6 +91,33 @@ impl View {
         Ok(())
     }
 
+    /// The (namespace, name) of every object of `kind` in `cluster`, sorted, without decoding the objects.
+    pub fn names(&self, cluster: &str, kind: &str) -> Result<Vec<(String, String)>, LogError> {
+        let prefix = format::view_prefix_kind(cluster, kind);
+        let mut out = Vec::new();
+        for key in self.tree.scan_prefix(&prefix).keys() {
+            let key = key.map_err(LogError::Read)?;
+            out.push(format::split_namespace_name(&key[prefix.len()..])?);
+        }
+        Ok(out)
+    }
+
+    /// How many objects of `kind` the view holds in one namespace of `cluster` (keys only, nothing decoded).
+    pub fn count_namespace(
+        &self,
+        cluster: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<usize, LogError> {
+        let prefix = format::view_prefix_namespace(cluster, kind, namespace);
+        let mut n = 0;
+        for key in self.tree.scan_prefix(&prefix).keys() {
+            key.map_err(LogError::Read)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Every object of `kind` in one namespace of `cluster`, as (name, object), sorted by name.
     pub fn list_namespace(
         &self,

@@ -12,6 +12,7 @@
 mod checkpoint;
 pub mod router;
 pub mod scheduler;
+pub mod tenant_stats;
 mod worker;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use thiserror::Error;
 use crate::log::View;
 use crate::record::WorkKey;
 
+pub use tenant_stats::{TenantFigures, TenantStats};
 pub(crate) use worker::{ShardStats, ShardWorker, age_seconds};
 
 /// Reconciles one tenant object (both directions). Called on shard threads.

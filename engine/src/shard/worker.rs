@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::checkpoint::Checkpoints;
 use super::scheduler::{Outcome, Scheduler, Taken, Weights};
+use super::tenant_stats::TenantStats;
 use super::{Reconciler, ShardConfig, backoff};
 use crate::log::{Appended, Compactor, ShardReplay, View};
 use crate::record::WorkKey;
@@ -41,6 +42,7 @@ pub(crate) struct ShardWorker {
     config: ShardConfig,
     stop: Arc<AtomicBool>,
     stats: Arc<ShardStats>,
+    tenant_stats: TenantStats,
     last_compaction: Instant,
     gauges: Gauges,
 }
@@ -65,6 +67,7 @@ impl ShardWorker {
         config: ShardConfig,
         stop: Arc<AtomicBool>,
         stats: Arc<ShardStats>,
+        tenant_stats: TenantStats,
     ) -> Self {
         let mut scheduler = Scheduler::new(config.fairness, config.quantum, weights);
         let mut checkpoints = Checkpoints::new(replay.checkpoint, replay.next_seq);
@@ -72,6 +75,7 @@ impl ShardWorker {
         // `max_pending_keys` here; it is bounded by the disk budget that bounded the log).
         for entry in &replay.entries {
             checkpoints.accept(entry.seq, entry.bytes, entry.seen_at_micros);
+            tenant_stats.accepted(&entry.key.cluster, 1);
             scheduler.push(entry);
         }
         let label = id.to_string();
@@ -92,6 +96,7 @@ impl ShardWorker {
             config,
             stop,
             stats,
+            tenant_stats,
             last_compaction: Instant::now(),
             gauges,
         };
@@ -180,6 +185,7 @@ impl ShardWorker {
         debug_assert_eq!(entry.shard, self.id, "entry routed to the wrong shard");
         self.checkpoints
             .accept(entry.seq, entry.bytes, entry.seen_at_micros);
+        self.tenant_stats.accepted(&entry.key.cluster, 1);
         if self.scheduler.push(&entry) {
             metrics::counter!("vc_syncer_coalesced_total").increment(1);
         }
@@ -201,7 +207,15 @@ impl ShardWorker {
             Ok(()) => {
                 metrics::counter!("vc_syncer_reconcile_total", "code" => "ok").increment(1);
                 record_lag(&taken);
+                let lags: Vec<f64> = [taken.oldest_down, taken.oldest_up]
+                    .into_iter()
+                    .flatten()
+                    .map(age_seconds)
+                    .collect();
+                let cluster = taken.key.cluster.clone();
                 let applied = self.scheduler.complete(taken, Outcome::Done, now);
+                self.tenant_stats
+                    .applied(&cluster, applied.len() as u64, &lags);
                 self.stats
                     .applied
                     .fetch_add(applied.len() as u64, Ordering::Relaxed);

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use parking_lot::RwLock;
 use serde_json::Value;
 
 use crate::naming;
@@ -22,13 +23,52 @@ pub fn super_label_selector() -> String {
     format!("{}=true", naming::LABEL_CONTROLLED)
 }
 
+/// The cluster keys whose super objects the super sources map to work: shared with the tenant lifecycle,
+/// which adds a tenant when it is registered and removes it once its super objects are gone. Cheap to clone
+/// (one shared set).
+#[derive(Clone, Debug, Default)]
+pub struct ServedTenants {
+    inner: Arc<RwLock<HashSet<String>>>,
+}
+
+impl ServedTenants {
+    /// A set holding `keys`.
+    pub fn new<I: IntoIterator<Item = String>>(keys: I) -> Self {
+        Self {
+            inner: Arc::new(RwLock::new(keys.into_iter().collect())),
+        }
+    }
+
+    /// Whether super objects of `cluster_key` are mapped.
+    pub fn contains(&self, cluster_key: &str) -> bool {
+        self.inner.read().contains(cluster_key)
+    }
+
+    /// Starts mapping super objects of `cluster_key`. Returns whether it was new.
+    pub fn insert(&self, cluster_key: &str) -> bool {
+        self.inner.write().insert(cluster_key.to_owned())
+    }
+
+    /// Stops mapping super objects of `cluster_key`. Returns whether it was present.
+    pub fn remove(&self, cluster_key: &str) -> bool {
+        self.inner.write().remove(cluster_key)
+    }
+
+    /// The served cluster keys, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.inner.read().iter().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
 /// Which side of the sync a watched cluster is on.
 #[derive(Clone, Debug)]
 pub enum ClusterRole {
-    /// The super cluster; `tenants` are the cluster keys this syncer serves.
+    /// The super cluster; `tenants` are the cluster keys this syncer serves (changes at run time).
     Super {
         /// Cluster keys of the served tenants; super objects of other tenants are ignored.
-        tenants: Arc<HashSet<String>>,
+        tenants: ServedTenants,
     },
     /// A tenant cluster with this cluster key.
     Tenant {
@@ -231,7 +271,7 @@ mod tests {
 
     fn super_role(keys: &[&str]) -> ClusterRole {
         ClusterRole::Super {
-            tenants: Arc::new(keys.iter().map(|k| k.to_string()).collect()),
+            tenants: ServedTenants::new(keys.iter().map(|k| k.to_string())),
         }
     }
 

@@ -29,7 +29,7 @@ use kube::core::ApiResource;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use mapping::{ClusterRole, SuperKey};
+pub use mapping::{ClusterRole, ServedTenants, SuperKey};
 pub use port::{PipelineLog, PortError, SourceLog};
 
 /// How one side (super or tenants) is watched for a kind.

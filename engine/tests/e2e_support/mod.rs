@@ -125,6 +125,12 @@ impl SyncerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--shards", "2", "--metrics-addr", &metrics_addr])
+            // A free port for the gRPC API unless the test picks one.
+            .args(if extra.contains(&"--grpc-addr") {
+                &[][..]
+            } else {
+                &["--grpc-addr", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env(
                 "RUST_LOG",
