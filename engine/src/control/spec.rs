@@ -122,6 +122,7 @@ pub fn tenant_info(cluster_key: &str, spec: &v1::TenantSpec) -> TenantInfo {
         vc_namespace: vc.namespace,
         opaque_prefixes: spec.opaque_meta_prefixes.clone(),
         transparent_prefixes: spec.transparent_meta_prefixes.clone(),
+        ..TenantInfo::default()
     }
 }
 

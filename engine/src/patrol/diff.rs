@@ -218,7 +218,6 @@ pub fn diff(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use serde_json::json;
 
@@ -325,7 +324,7 @@ mod tests {
             if served_too {
                 served.insert(cluster.clone());
             }
-            let role = ClusterRole::Super { tenants: Arc::new(served.clone()) };
+            let role = ClusterRole::Super { tenants: crate::source::ServedTenants::new(served.iter().cloned()) };
             let tenant_role = ClusterRole::Tenant { cluster_key: cluster.clone() };
             let marks = json!({ANNOTATION_CLUSTER: cluster, ANNOTATION_NAMESPACE: ns, ANNOTATION_UID: "u"});
             let super_ns = crate::naming::super_namespace(&cluster, &ns);

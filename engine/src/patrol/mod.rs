@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::log::{LogSink, View};
 use crate::pipeline::{InjectError, Pipeline, WorkInjector};
-use crate::source::{ClusterRole, KindSpec};
+use crate::source::{ClusterRole, KindSpec, ServedTenants};
 pub use diff::{CheckFn, Finding, Verdict};
 
 /// Counter: drift found, by `kind` and `class` (`missing` | `orphan` | `different`).
@@ -287,7 +287,7 @@ impl Patroller {
         if with_super_list && let Some(client) = &self.super_client {
             report.super_listed = true;
             let role = ClusterRole::Super {
-                tenants: Arc::new(served.clone()),
+                tenants: ServedTenants::new(served.iter().cloned()),
             };
             for kind in &self.kinds {
                 let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
