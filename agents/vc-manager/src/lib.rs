@@ -12,11 +12,13 @@
 //! * [`pki`]: the tenant PKI (pure): what to keep, renew or issue.
 //! * [`kubeconfig`]: kubeconfigs that verify the tenant CA.
 //! * [`super_api`]: read-then-write helpers for the super cluster (write only what differs).
-//! * [`registry`]: the [`registry::Registrar`] the controller registers tenants with.
+//! * [`registry`]: the [`registry::Registrar`] the controller registers tenants with; [`grpc`] is its
+//!   implementation on the syncer's `TenantRegistry` (mTLS).
 //! * [`install`]: installing the CRDs (embedded default, tests).
 
 pub mod controller;
 pub mod error;
+pub mod grpc;
 pub mod install;
 pub mod kubeconfig;
 pub mod pki;

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use vc_manager::grpc::GrpcRegistrar;
 use vc_manager::provision::Provisioner;
 use vc_manager::provision::embedded::Embedded;
 use vc_manager::provision::native::Native;
 use vc_manager::provision::process::{Binaries, Process};
 use vc_manager::reconcile::Context;
+use vc_manager::registry::Registrar;
 
 /// Which provisioner makes tenant control planes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -49,6 +51,52 @@ struct Args {
     /// Start a simulated super cluster even if a cluster configuration exists.
     #[arg(long)]
     simulated_super: bool,
+    /// Address (`host:port`) of the syncer's gRPC API; tenants are registered there once Running and
+    /// unregistered on deletion. Without it tenants are provisioned but not synced.
+    #[arg(long, env = "VC_MANAGER_SYNCER_ADDR")]
+    syncer_addr: Option<String>,
+    /// Directory with the syncer's mTLS client material (`ca.pem`, `client.pem`, `client-key.pem`, as the
+    /// syncer writes to `<its data-dir>/grpc/`).
+    #[arg(long)]
+    syncer_tls_dir: Option<PathBuf>,
+    /// CA certificate (PEM) of the syncer's server certificate (overrides --syncer-tls-dir).
+    #[arg(long, requires_all = ["syncer_cert", "syncer_key"])]
+    syncer_ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to the syncer.
+    #[arg(long)]
+    syncer_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long)]
+    syncer_key: Option<PathBuf>,
+    /// Name the syncer's server certificate is checked against.
+    #[arg(long, default_value = tenancy_proto::tls::DEFAULT_SERVER_NAME)]
+    syncer_server_name: String,
+    /// Talk to the syncer in plain text (explicit opt-in; only for a syncer started with --grpc-insecure).
+    #[arg(long)]
+    syncer_insecure: bool,
+}
+
+async fn registrar(args: &Args) -> anyhow::Result<Option<Arc<dyn Registrar>>> {
+    let Some(addr) = &args.syncer_addr else {
+        return Ok(None);
+    };
+    let material = if args.syncer_insecure {
+        None
+    } else if let (Some(ca), Some(cert), Some(key)) =
+        (&args.syncer_ca, &args.syncer_cert, &args.syncer_key)
+    {
+        Some(tenancy_proto::tls::TlsMaterial::from_files(ca, cert, key)?)
+    } else if let Some(dir) = &args.syncer_tls_dir {
+        Some(tenancy_proto::pki::PkiFiles::in_dir(dir).client_material()?)
+    } else {
+        anyhow::bail!(
+            "--syncer-addr needs mTLS material (--syncer-tls-dir, or --syncer-ca/--syncer-cert/--syncer-key) \
+             or an explicit --syncer-insecure"
+        );
+    };
+    let grpc = GrpcRegistrar::connect(addr, material.as_ref(), &args.syncer_server_name).await?;
+    tracing::info!(%addr, tls = material.is_some(), "registering tenants with the syncer");
+    Ok(Some(Arc::new(grpc)))
 }
 
 fn init_tracing() {
@@ -124,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
     let ctx = Arc::new(Context {
         client,
         provisioner,
-        registrar: None,
+        registrar: registrar(&args).await?,
         now: time::OffsetDateTime::now_utc,
     });
     let shutdown = async {

@@ -22,7 +22,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use syncer::naming;
+use tenancy_naming as naming;
 use time::OffsetDateTime;
 use vc_api::conditions::{self, reasons};
 use vc_api::{ClusterVersion, Condition, FINALIZER, Phase, VirtualCluster, VirtualClusterStatus};

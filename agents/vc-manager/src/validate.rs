@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use syncer::naming;
+use tenancy_naming as naming;
 use vc_api::conditions::reasons;
 use vc_api::{
     DEFAULT_CLUSTER_DOMAIN, DEFAULT_PKI_EXPIRE_DAYS, DEFAULT_SERVICE_CIDR, VirtualCluster,
