@@ -72,12 +72,14 @@ pub enum ConfigError {
 #[derive(Clone, Debug, clap::Parser)]
 #[command(
     name = "syncer",
-    about = "Syncs tenant (virtual) clusters with one super cluster: Namespaces and Pods down \
-             (tenant -> super, translated names), Pod status and node binding up (super -> tenant). \
-             Every watch event is logged durably in sled before it is reconciled.",
+    about = "Syncs tenant (virtual) clusters with one super cluster: Namespaces, Pods, Services, \
+             Endpoints, ConfigMaps, Secrets, ServiceAccounts and PVCs down (tenant -> super, translated \
+             names), statuses, node binding and ClusterIPs up (super -> tenant). Every watch event is \
+             logged durably in sled before it is reconciled.",
     long_about = "Syncs tenant (virtual) clusters with one super cluster.\n\n\
-                  Synced kinds: Namespace (down) and Pod (down; status and node binding up). Other kinds \
-                  (Services, ConfigMaps, Secrets, ...) are not synced yet.\n\n\
+                  Synced kinds (--resources): Namespace, Pod, Service, Endpoints, ConfigMap, Secret, \
+                  ServiceAccount, PersistentVolumeClaim by default; Ingress, NetworkPolicy and \
+                  PodDisruptionBudget on request.\n\n\
                   Tenants come from --tenants-dir or --tenants-config (fixed for the run) and from the \
                   gRPC TenantRegistry (Register/Unregister at run time, durable in the data directory). \
                   The gRPC API (tenancy.sync.v1: tenant registry, translation, health) listens on \

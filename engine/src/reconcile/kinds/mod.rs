@@ -13,7 +13,7 @@ mod pod;
 mod pvc;
 pub mod secret;
 pub mod service;
-mod serviceaccount;
+pub mod serviceaccount;
 
 use std::marker::PhantomData;
 use std::sync::Arc;

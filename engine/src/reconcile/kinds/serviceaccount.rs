@@ -2,12 +2,22 @@
 //! super-cluster token) and no `secrets` list (the tenant's token secrets are copied as Opaque secrets, see
 //! `secret`); `imagePullSecrets` are kept (they name secrets copied into the same super namespace). A
 //! `secrets` list the super cluster adds later is left alone.
+//!
+//! The tenant's `default` ServiceAccount is not copied: the super cluster's own service-account controller
+//! creates (and re-creates) a `default` account in every super namespace, which the syncer does not own;
+//! a super pod of the `default` account uses that one (it never mounts its token: the tenant's token is
+//! mounted instead).
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::super::TenantInfo;
 use super::super::object::DownKind;
+use crate::log::{LogError, View};
+use crate::record::WorkKey;
+
+/// The account every namespace gets from its cluster's service-account controller.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 /// ServiceAccounts, down.
 pub(crate) struct ServiceAccountKind;
@@ -15,6 +25,10 @@ pub(crate) struct ServiceAccountKind;
 impl DownKind for ServiceAccountKind {
     type Object = ServiceAccount;
     const KIND: &'static str = "ServiceAccount";
+
+    fn synced(_: &View, _: &TenantInfo, key: &WorkKey) -> Result<bool, LogError> {
+        Ok(key.name != DEFAULT_ACCOUNT)
+    }
 
     fn translate(
         t: &ServiceAccount,
@@ -47,6 +61,15 @@ mod tests {
     use crate::reconcile::kinds::test_support::{created, run};
     use crate::reconcile::object::ObjectAction;
     use serde_json::json;
+
+    #[test]
+    fn the_default_account_is_left_to_the_super_cluster() {
+        let (_dir, view) = crate::reconcile::kinds::test_view();
+        let t = crate::reconcile::kinds::test_support::tenant();
+        let key = |name: &str| crate::reconcile::kinds::test_support::key(name);
+        assert!(!ServiceAccountKind::synced(&view, &t, &key("default")).unwrap_or(true));
+        assert!(ServiceAccountKind::synced(&view, &t, &key("builder")).unwrap_or(false));
+    }
 
     #[test]
     fn no_automount_no_secrets_pull_secrets_kept() {
