@@ -183,3 +183,116 @@ pub(crate) mod test_support {
         with_uid(object::desired::<D>(t, &tenant(), name, SNS).unwrap_or_else(|e| panic!("{e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{SNS, key, tenant};
+    use super::*;
+    use crate::reconcile::resource::Check;
+    use serde_json::json;
+
+    fn check(
+        r: &dyn Resource,
+        view: &crate::log::View,
+        name: &str,
+        t: Option<&serde_json::Value>,
+        s: Option<&serde_json::Value>,
+    ) -> Drift {
+        let info = tenant();
+        let mut k = key(name);
+        k.kind = r.kind().to_owned();
+        r.check(&Check {
+            tenant: &info,
+            key: &k,
+            tenant_object: t,
+            super_object: s,
+            view,
+        })
+    }
+
+    #[test]
+    fn downward_checks_classify_drift_per_kind() {
+        let (_dir, view) = test_view();
+        let cm = Downward::<configmap::ConfigMapKind>::resource();
+        let loc = cm
+            .super_location(&tenant(), &key("kube-root-ca.crt"))
+            .unwrap_or_else(|| panic!("located"));
+        assert_eq!(
+            (loc.namespace.as_str(), loc.name.as_str()),
+            (SNS, "tenant-kube-root-ca.crt")
+        );
+        let t = json!({"metadata": {"name": "kube-root-ca.crt", "namespace": "web", "uid": "t-uid"},
+            "data": {"ca.crt": "PEM"}});
+        let parsed: k8s_openapi::api::core::v1::ConfigMap =
+            serde_json::from_value(t.clone()).unwrap_or_default();
+        let copy = test_support::created::<configmap::ConfigMapKind>(&parsed, "kube-root-ca.crt");
+        let s = serde_json::to_value(&copy).unwrap_or_default();
+        let name = "kube-root-ca.crt";
+        assert_eq!(
+            check(cm.as_ref(), &view, name, Some(&t), Some(&s)),
+            Drift::InSync
+        );
+        assert_eq!(
+            check(cm.as_ref(), &view, name, Some(&t), None),
+            Drift::MissingInSuper
+        );
+        assert_eq!(
+            check(cm.as_ref(), &view, name, None, Some(&s)),
+            Drift::OrphanInSuper
+        );
+        let mut changed = t.clone();
+        changed["data"]["ca.crt"] = json!("NEW");
+        assert_eq!(
+            check(cm.as_ref(), &view, name, Some(&changed), Some(&s)),
+            Drift::Different("super")
+        );
+
+        // A service whose super ClusterIP has not reached the tenant yet drifts upward.
+        let svc = Downward::<service::ServiceKind>::resource();
+        let t = json!({"metadata": {"name": "web", "namespace": "web", "uid": "t-uid"},
+            "spec": {"ports": [{"port": 80}], "clusterIP": "10.96.0.9"}});
+        let parsed: k8s_openapi::api::core::v1::Service =
+            serde_json::from_value(t.clone()).unwrap_or_default();
+        let mut copy = test_support::created::<service::ServiceKind>(&parsed, "web");
+        if let Some(spec) = copy.spec.as_mut() {
+            spec.cluster_ip = Some("10.0.0.9".into());
+        }
+        let s = serde_json::to_value(&copy).unwrap_or_default();
+        assert_eq!(
+            check(svc.as_ref(), &view, "web", Some(&t), Some(&s)),
+            Drift::Different("status")
+        );
+
+        // Endpoints of a selector service are not ours to copy: no drift without a super copy.
+        let ep = Downward::<endpoints::EndpointsKind>::resource();
+        let svc_json = json!({"metadata": {"name": "web", "namespace": "web", "uid": "s", "resourceVersion": "1"},
+            "spec": {"selector": {"app": "web"}}});
+        view.record_write(
+            &tenant().cluster_key,
+            "Service",
+            "web",
+            "web",
+            Some(&svc_json),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = json!({"metadata": {"name": "web", "namespace": "web", "uid": "e-uid"},
+            "subsets": [{"addresses": [{"ip": "10.1.0.1"}]}]});
+        assert_eq!(
+            check(ep.as_ref(), &view, "web", Some(&t), None),
+            Drift::InSync
+        );
+        assert_eq!(
+            check(ep.as_ref(), &view, "other", Some(&t), None),
+            Drift::MissingInSuper
+        );
+    }
+
+    #[test]
+    fn every_kind_has_a_watch_spec_matching_its_name() {
+        for r in catalogue() {
+            let spec = r.spec();
+            assert_eq!(spec.kind, r.kind());
+            assert!(spec.namespaced || r.kind() == "Namespace", "{}", r.kind());
+        }
+    }
+}
