@@ -1,0 +1,123 @@
+//! `vn-agent`: serves the kubelet API of one super node to tenant API servers (see the library docs).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tenancy_proto::tls as grpc_tls;
+use vn_agent::{
+    Agent, AgentConfig, forward::KubeletForwarder, identity::TenantCas, tls, translate::Translator,
+};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(name = "vn-agent", about = "Kubelet proxy for tenant API servers")]
+struct Args {
+    /// HTTPS listen address (the port virtual nodes advertise).
+    #[arg(long, env = "VN_AGENT_LISTEN", default_value = "0.0.0.0:10550")]
+    listen: SocketAddr,
+    /// Serving certificate (PEM chain).
+    #[arg(long, env = "VN_AGENT_TLS_CERT")]
+    tls_cert: PathBuf,
+    /// Serving key (PEM).
+    #[arg(long, env = "VN_AGENT_TLS_KEY")]
+    tls_key: PathBuf,
+    /// Super node name this agent runs on (pods elsewhere are refused).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// Syncer gRPC address.
+    #[arg(long, env = "VN_AGENT_SYNCER_ADDR", default_value = "127.0.0.1:9465")]
+    syncer_addr: String,
+    /// CA of the syncer's gRPC server certificate.
+    #[arg(long, env = "VN_AGENT_SYNCER_CA")]
+    syncer_ca: PathBuf,
+    /// Client certificate for the syncer.
+    #[arg(long, env = "VN_AGENT_SYNCER_CERT")]
+    syncer_cert: PathBuf,
+    /// Client key for the syncer.
+    #[arg(long, env = "VN_AGENT_SYNCER_KEY")]
+    syncer_key: PathBuf,
+    /// Name the syncer's certificate is verified for.
+    #[arg(long, default_value = grpc_tls::DEFAULT_SERVER_NAME)]
+    syncer_server_name: String,
+    /// Kubelet address (`host:port`) of this node.
+    #[arg(long, env = "VN_AGENT_KUBELET_ADDR", default_value = "127.0.0.1:10250")]
+    kubelet_addr: String,
+    /// Name the kubelet's serving certificate is verified for.
+    #[arg(long, default_value = "127.0.0.1")]
+    kubelet_server_name: String,
+    /// CA of the kubelet's serving certificate (always verified).
+    #[arg(long, env = "VN_AGENT_KUBELET_CA")]
+    kubelet_ca: PathBuf,
+    /// Client certificate presented to the kubelet.
+    #[arg(long, env = "VN_AGENT_KUBELET_CLIENT_CERT")]
+    kubelet_client_cert: PathBuf,
+    /// Client key presented to the kubelet.
+    #[arg(long, env = "VN_AGENT_KUBELET_CLIENT_KEY")]
+    kubelet_client_key: PathBuf,
+    /// Prometheus metrics listen address.
+    #[arg(long, env = "VN_AGENT_METRICS_ADDR", default_value = "0.0.0.0:10551")]
+    metrics_addr: SocketAddr,
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(args.metrics_addr)
+        .install()
+        .context("metrics exporter")?;
+
+    let material =
+        grpc_tls::TlsMaterial::from_files(&args.syncer_ca, &args.syncer_cert, &args.syncer_key)?;
+    let channel = grpc_tls::endpoint(
+        &args.syncer_addr,
+        Some(material.client_config(&args.syncer_server_name)),
+    )?
+    .connect_lazy();
+    let cas = Arc::new(TenantCas::default());
+    let translator = Translator::new(channel, cas);
+    tokio::spawn(
+        translator
+            .clone()
+            .watch(Arc::new(tokio::sync::Notify::new())),
+    );
+
+    let kubelet_tls = tls::kubelet_client_config(
+        &read(&args.kubelet_ca)?,
+        &read(&args.kubelet_client_cert)?,
+        &read(&args.kubelet_client_key)?,
+    )?;
+    let server_name = rustls_pki_types::ServerName::try_from(args.kubelet_server_name.clone())
+        .context("kubelet server name")?;
+    let kubelet = KubeletForwarder::new(args.kubelet_addr.clone(), server_name, kubelet_tls);
+    let serving = tls::server_config(&read(&args.tls_cert)?, &read(&args.tls_key)?)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %args.listen, kubelet = %args.kubelet_addr, "vn-agent serving");
+    let agent = Agent::new(
+        AgentConfig {
+            node_name: args.node_name,
+        },
+        translator,
+        kubelet,
+    );
+    tokio::select! {
+        () = agent.serve(listener, serving) => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
