@@ -475,6 +475,7 @@ def panels():
                     "sum by (kind) (rate(vc_syncer_source_append_errors_total[$__rate_interval]))",
                     "append errors {{kind}}",
                 ),
+                ("sum by (kind) (rate(vc_syncer_uid_mismatch_total[$__rate_interval]))", "uid mismatch {{kind}}"),
             ),
             unit="ops",
         ),

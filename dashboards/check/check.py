@@ -363,6 +363,10 @@ def live_check(args, rule_files, workdir, children):
         args.syncer, "--data-dir", str(data_dir), "--metrics-addr", f"127.0.0.1:{metrics_port}",
         "--duration", f"{args.timeout + 10}s",
     ]
+    help_text = subprocess.run([args.syncer, "--help"], capture_output=True, text=True, timeout=30).stdout
+    if "--patrol-interval" in help_text:
+        # Several patrol passes inside the check, so the patroller's pass metrics have samples.
+        syncer_cmd += ["--patrol-interval", "3s"]
     syncer = children.start("syncer", syncer_cmd, workdir / "syncer.log")
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
 

@@ -135,6 +135,7 @@ pub fn zero_init_source(kind: &str) {
         RELISTS_TOTAL,
         SOURCE_UNMAPPED_TOTAL,
         SOURCE_APPEND_ERRORS_TOTAL,
+        crate::reconcile::METRIC_UID_MISMATCH_TOTAL,
     ] {
         metrics::counter!(name, "kind" => kind.clone()).increment(0);
     }
@@ -431,6 +432,7 @@ vc_syncer_other_bucket{le=\"1\"} 7
             "vc_syncer_watch_restarts_total{kind=\"Pod\"} 0",
             "vc_syncer_relists_total{kind=\"Pod\"} 0",
             "vc_syncer_source_append_errors_total{kind=\"Pod\"} 0",
+            "vc_syncer_uid_mismatch_total{kind=\"Pod\"} 0",
         ] {
             assert!(text.contains(series), "missing {series} in:\n{text}");
         }
