@@ -489,6 +489,95 @@ def panels():
         ),
         w=24,
     )
+    lay.row("Patroller")
+    lay.add(
+        timeseries(
+            "Patrol findings",
+            "Drift found by the patroller per 5 minutes, by class (missing in super, orphan in super, "
+            "different) and kind. Each finding is enqueued for the reconciler, which re-checks live.",
+            targets(
+                (
+                    "sum by (kind, class) (increase(vc_syncer_patrol_findings_total[5m]))",
+                    "{{class}} {{kind}}",
+                )
+            ),
+        ),
+        w=8,
+    )
+    lay.add(
+        timeseries(
+            "Patrol repairs",
+            "Work keys the patroller enqueued for repair, and repairs deferred because the shard stayed busy "
+            "(found again next pass), per 5 minutes.",
+            targets(
+                ("sum by (kind) (increase(vc_syncer_patrol_repairs_enqueued_total[5m]))", "enqueued {{kind}}"),
+                ("sum by (kind) (increase(vc_syncer_patrol_repairs_deferred_total[5m]))", "deferred {{kind}}"),
+            ),
+        ),
+        w=8,
+    )
+    lay.add(
+        stat(
+            "Since the last patrol pass",
+            "Time since the last patrol pass finished (a pass runs every --patrol-interval, default 60 s). "
+            "VcSyncerPatrolStalled fires above 15 minutes.",
+            targets(("time() - max(vc_syncer_patrol_last_pass_timestamp_seconds)", "since last pass")),
+            unit="s",
+            thresholds=[(180, "yellow"), (900, "red")],
+        ),
+        w=8,
+    )
+    lay.add(
+        timeseries(
+            "Patrol pass duration",
+            "Duration of one patrol pass (view walk of every kind, plus the super LIST every Nth pass), "
+            "p50 and p99 over 10 minutes.",
+            targets(
+                (
+                    "histogram_quantile(0.5, sum by (le) (rate(vc_syncer_patrol_pass_seconds_bucket[10m])))",
+                    "p50",
+                ),
+                (
+                    "histogram_quantile(0.99, sum by (le) (rate(vc_syncer_patrol_pass_seconds_bucket[10m])))",
+                    "p99",
+                ),
+            ),
+            unit="s",
+        ),
+        w=8,
+    )
+    lay.add(
+        timeseries(
+            "Objects compared per pass",
+            "Objects the patroller compared per pass over the last 10 minutes, by kind and side.",
+            targets(
+                (
+                    "sum by (kind, side) (increase(vc_syncer_patrol_objects_scanned_total[10m])) "
+                    "/ scalar(sum(increase(vc_syncer_patrol_pass_seconds_count[10m])))",
+                    "{{side}} {{kind}}",
+                )
+            ),
+        ),
+        w=8,
+    )
+    lay.add(
+        timeseries(
+            "View corrections and patrol errors",
+            "Records the super LIST appended because the view was stale (a missed watch event), by event; "
+            "failed super LISTs and view walks, by stage; per 5 minutes.",
+            targets(
+                (
+                    "sum by (kind, event) (increase(vc_syncer_patrol_view_corrections_total[5m]))",
+                    "corrected {{event}} {{kind}}",
+                ),
+                (
+                    "sum by (kind, stage) (increase(vc_syncer_patrol_errors_total[5m]))",
+                    "errors {{stage}} {{kind}}",
+                ),
+            ),
+        ),
+        w=8,
+    )
     return lay.panels
 
 

@@ -364,7 +364,8 @@ def live_check(args, rule_files, workdir, children):
         "--duration", f"{args.timeout + 10}s",
     ]
     help_text = subprocess.run([args.syncer, "--help"], capture_output=True, text=True, timeout=30).stdout
-    if "--patrol-interval" in help_text:
+    patrol = "--patrol-interval" in help_text
+    if patrol:
         # Several patrol passes inside the check, so the patroller's pass metrics have samples.
         syncer_cmd += ["--patrol-interval", "3s"]
     syncer = children.start("syncer", syncer_cmd, workdir / "syncer.log")
@@ -418,8 +419,13 @@ def live_check(args, rule_files, workdir, children):
         dirs = {r["metric"].get("direction") for r in prom.query(
             "sum by (direction) (increase(vc_syncer_sync_lag_seconds_count[30s])) > 0")}
         recorded = prom.query("job_direction_kind:vc_syncer_sync_lag_seconds:p99_5m")
-        ok = n >= args.min_samples and {"down", "up"} <= dirs and recorded
-        return ok, f"{n} scrapes (want {args.min_samples}), lag observed in directions {sorted(d for d in dirs if d)}, recorded p99 series: {len(recorded)}"
+        passes = prom.query("sum(vc_syncer_patrol_pass_seconds_count)") if patrol else [{"value": [0, "1"]}]
+        passed = bool(passes) and float(passes[0]["value"][1]) >= 2
+        ok = n >= args.min_samples and {"down", "up"} <= dirs and recorded and passed
+        return ok, (
+            f"{n} scrapes (want {args.min_samples}), lag observed in directions {sorted(d for d in dirs if d)}, "
+            f"recorded p99 series: {len(recorded)}, two patrol passes: {passed}"
+        )
 
     wait_for("enough samples", enough_data, min(deadline_all, time.monotonic() + 120), every=2.0)
     stop.set()

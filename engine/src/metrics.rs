@@ -126,6 +126,30 @@ pub fn zero_init() {
     }
 }
 
+/// Creates at 0 the patroller's per-kind counters (findings by class, repairs, view corrections by event,
+/// errors by stage), which otherwise only appear with the first drift or failure (called when the patroller
+/// starts, for each patrolled kind).
+pub fn zero_init_patrol(kind: &str) {
+    use crate::patrol::{
+        ERRORS_TOTAL, FINDINGS_TOTAL, REPAIRS_DEFERRED_TOTAL, REPAIRS_ENQUEUED_TOTAL,
+        VIEW_CORRECTIONS_TOTAL,
+    };
+    let kind = kind.to_string();
+    for class in ["missing", "orphan", "different"] {
+        metrics::counter!(FINDINGS_TOTAL, "kind" => kind.clone(), "class" => class).increment(0);
+    }
+    for event in ["added", "modified", "deleted"] {
+        metrics::counter!(VIEW_CORRECTIONS_TOTAL, "kind" => kind.clone(), "event" => event)
+            .increment(0);
+    }
+    for stage in ["super_list", "view"] {
+        metrics::counter!(ERRORS_TOTAL, "kind" => kind.clone(), "stage" => stage).increment(0);
+    }
+    for name in [REPAIRS_ENQUEUED_TOTAL, REPAIRS_DEFERRED_TOTAL] {
+        metrics::counter!(name, "kind" => kind.clone()).increment(0);
+    }
+}
+
 /// Creates at 0 the per-kind source counters that only move on restarts or failures (called when a source
 /// of `kind` starts).
 pub fn zero_init_source(kind: &str) {
@@ -421,6 +445,7 @@ vc_syncer_other_bucket{le=\"1\"} 7
         metrics::with_local_recorder(&recorder, || {
             zero_init();
             zero_init_source("Pod");
+            zero_init_patrol("Pod");
         });
         let text = handle.render();
         for series in [
@@ -433,6 +458,9 @@ vc_syncer_other_bucket{le=\"1\"} 7
             "vc_syncer_relists_total{kind=\"Pod\"} 0",
             "vc_syncer_source_append_errors_total{kind=\"Pod\"} 0",
             "vc_syncer_uid_mismatch_total{kind=\"Pod\"} 0",
+            "vc_syncer_patrol_findings_total{kind=\"Pod\",class=\"orphan\"} 0",
+            "vc_syncer_patrol_errors_total{kind=\"Pod\",stage=\"super_list\"} 0",
+            "vc_syncer_patrol_repairs_enqueued_total{kind=\"Pod\"} 0",
         ] {
             assert!(text.contains(series), "missing {series} in:\n{text}");
         }

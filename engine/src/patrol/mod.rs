@@ -247,6 +247,9 @@ impl Patroller {
     /// Runs passes every interval (jittered) until `shutdown` turns true or its sender is dropped. The first
     /// pass comes one interval after start (the watches have listed by then), with the super LIST.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        for kind in &self.kinds {
+            crate::metrics::zero_init_patrol(&kind.kind);
+        }
         let mut pass: u64 = 0;
         loop {
             let wait = jittered(self.cfg.interval, self.cfg.jitter, pass);
