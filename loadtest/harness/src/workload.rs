@@ -209,7 +209,7 @@ pub async fn write_running_status(client: &kube::Client, ns: &str, name: &str) -
 }
 
 /// The harness's status writer: marks every pod named on `rx` Running, `concurrency` at a time, and keeps
-/// when each write returned (namespace, name → time). Ends when `rx` closes or `stop` fires.
+/// when each successful write was sent (namespace, name → time). Ends when `rx` closes or `stop` fires.
 pub async fn status_writer(
     client: kube::Client,
     rx: tokio::sync::mpsc::UnboundedReceiver<crate::observe::FirstSeen>,
@@ -227,9 +227,10 @@ pub async fn status_writer(
             let written = written.clone();
             async move {
                 for _ in 0..5 {
+                    let sent = Instant::now();
                     match write_running_status(&client, &fs.namespace, &fs.name).await {
-                        Ok(at) => {
-                            written.lock().insert((fs.namespace, fs.name), at);
+                        Ok(_) => {
+                            written.lock().insert((fs.namespace, fs.name), sent);
                             return;
                         }
                         Err(e) => {

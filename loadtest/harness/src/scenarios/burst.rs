@@ -318,10 +318,10 @@ pub fn fill_report(
         "ratio_syncer_to_direct": ratios,
     });
     report.notes.push(
-        "down lag: tenant create answered -> super copy first seen by the harness's watch on the super cluster; \
+        "down lag: tenant create sent -> super copy first seen by the harness's watch on the super cluster; \
          up lag: super pod first seen Running -> tenant pod first seen Running (both by the harness's watches). \
-         Baseline: the same pods created directly on the super cluster (create answered -> seen), and their \
-         status written directly by the harness (write answered -> seen)."
+         Baseline: the same pods created directly on the super cluster (create sent -> seen), and their \
+         status written directly by the harness (write sent -> seen)."
             .into(),
     );
     report.notes.push(

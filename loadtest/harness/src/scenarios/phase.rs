@@ -15,7 +15,7 @@ use crate::workload::{Lane, Written};
 pub enum UpPath {
     /// Through the syncer: super copy seen Running → tenant pod seen Running.
     Tenant,
-    /// The direct path: the harness's status write returned → the pod seen Running on the super cluster.
+    /// The direct path: the harness's status write sent → the pod seen Running on the super cluster.
     Direct(StatusTimes),
     /// Not measured.
     None,
@@ -38,7 +38,8 @@ pub struct PhaseResult {
     pub synced_down: usize,
     /// Pods whose Running status was seen where it is expected (tenant, or super for the direct path).
     pub synced_up: usize,
-    /// Down lag: create answered → seen on the super cluster by a watch (seconds).
+    /// Down lag: create sent → seen on the super cluster by a watch (seconds). (From the send, because a
+    /// watch can deliver the object before the create's own answer is read.)
     pub down: Summary,
     /// Up lag (seconds), see [`UpPath`].
     pub up: Summary,
@@ -50,7 +51,7 @@ pub struct PhaseResult {
     pub all_synced_seconds: Option<f64>,
     /// Whether every written pod was observed both ways (as measured).
     pub complete: bool,
-    /// (create answered, down lag) samples.
+    /// (create sent, down lag) samples.
     #[serde(skip)]
     pub down_samples: Vec<(Instant, f64)>,
     /// (Running on super, up lag) samples.
@@ -146,13 +147,15 @@ pub fn analyze(lanes: &[Lane], written: &[Written], book: &Book, up: &UpPath) ->
     let mut up_starts = Vec::new();
     let mut all_done = true;
     for w in written {
-        let Some(done) = w.done else { continue };
+        if w.done.is_none() {
+            continue;
+        }
         let lane = &lanes[w.lane];
         match down_seen(book, lane, &w.name) {
             Some(seen) => {
-                let lag = seen.saturating_duration_since(done).as_secs_f64();
+                let lag = seen.saturating_duration_since(w.sent).as_secs_f64();
                 down_lags.push(lag);
-                r.down_samples.push((done, lag));
+                r.down_samples.push((w.sent, lag));
                 r.down_events.push(seen);
             }
             None => all_done = false,
