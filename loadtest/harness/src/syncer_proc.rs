@@ -69,6 +69,8 @@ pub struct SyncerProcess {
     child: Child,
     /// `host:port` of its metrics endpoint.
     pub metrics_addr: String,
+    /// `host:port` of its gRPC API (mutual TLS, PKI in `<data-dir>/grpc/`).
+    pub grpc_addr: String,
     started: Instant,
 }
 
@@ -76,6 +78,8 @@ impl SyncerProcess {
     /// Starts the syncer on a free loopback port for its metrics.
     pub fn start(launch: &SyncerLaunch) -> Result<Self> {
         let metrics_addr = format!("127.0.0.1:{}", free_port()?);
+        // Its own gRPC port too: the syncer's default (127.0.0.1:9465) would collide between concurrent runs.
+        let grpc_addr = format!("127.0.0.1:{}", free_port()?);
         std::fs::create_dir_all(&launch.data_dir)
             .with_context(|| format!("create {}", launch.data_dir.display()))?;
         let log = std::fs::OpenOptions::new()
@@ -90,7 +94,8 @@ impl SyncerProcess {
             .arg(&launch.tenants_dir)
             .arg("--data-dir")
             .arg(&launch.data_dir)
-            .args(["--metrics-addr", &metrics_addr]);
+            .args(["--metrics-addr", &metrics_addr])
+            .args(["--grpc-addr", &grpc_addr]);
         if let Some(n) = launch.shards {
             cmd.args(["--shards", &n.to_string()]);
         }
@@ -110,6 +115,7 @@ impl SyncerProcess {
         Ok(Self {
             child,
             metrics_addr,
+            grpc_addr,
             started: Instant::now(),
         })
     }
