@@ -25,7 +25,7 @@ use crate::control::tap::InvalidationTap;
 use crate::control::{TenantSet, TenantSetDeps};
 use crate::grpc::{ApiContext, GrpcError, GrpcOptions, GrpcServer};
 use crate::naming;
-use crate::patrol::{self, PatrolConfig, PatrolKind, Patroller, TenantKeys};
+use crate::patrol::{self, PatrolConfig, Patroller};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStats};
 use crate::reconcile::Tenants;
 use crate::record::SUPER_CLUSTER;
@@ -323,19 +323,16 @@ impl Syncer {
         })
     }
 
-    /// Starts the patroller of the synced kinds (see [`crate::patrol`]) on the current runtime, over the
-    /// tenants `tenants` returns at each pass; it stops with the sources.
+    /// Starts the patroller of the enabled `resources` (see [`crate::patrol`]) on the current runtime, over
+    /// the tenants registered in `tenants` at each pass; it stops with the sources.
     pub fn start_patrol(
         &mut self,
         super_client: kube::Client,
-        tenants: TenantKeys,
+        tenants: crate::reconcile::Tenants,
+        resources: &crate::reconcile::Resources,
         cfg: PatrolConfig,
     ) {
-        let kinds = source::synced_kinds()
-            .iter()
-            .filter_map(PatrolKind::builtin)
-            .collect();
-        let patroller = Patroller::new(&self.pipeline, Some(super_client), tenants, kinds, cfg);
+        let patroller = Patroller::new(&self.pipeline, Some(super_client), tenants, resources, cfg);
         self.patrol = Some(patrol::spawn(patroller, self.super_stop.subscribe()));
     }
 

@@ -191,11 +191,7 @@ async fn serve(
             super_list_every: args.patrol_super_list_every,
             ..syncer::patrol::PatrolConfig::default()
         };
-        syncer.start_patrol(
-            super_client,
-            Arc::new(move || patrol_tenants.cluster_keys()),
-            patrol_cfg,
-        );
+        syncer.start_patrol(super_client, patrol_tenants, &resources, patrol_cfg);
     }
     let served = syncer.tenants().len().await;
     tracing::info!(

@@ -13,10 +13,9 @@ use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 use syncer::log::View;
 use syncer::naming::{cluster_key, super_namespace};
-use syncer::patrol::{PatrolConfig, PatrolKind, Patroller, Verdict};
+use syncer::patrol::{PatrolConfig, Patroller, Verdict};
 use syncer::pipeline::{Pipeline, PipelineConfig};
-use syncer::reconcile::{SyncReconciler, TenantInfo, Tenants};
-use syncer::source::synced_kinds;
+use syncer::reconcile::{Resources, SyncReconciler, TenantInfo, Tenants};
 use testcluster::TestCluster;
 
 /// Polls `f` every 100 ms for at most 60 s.
@@ -74,19 +73,15 @@ async fn orphans_are_deleted_only_after_a_live_recheck() -> Result<()> {
         Arc::new(reconciler),
     )?;
     let view = pipeline.view();
-    let kinds = synced_kinds()
-        .iter()
-        .filter_map(PatrolKind::builtin)
-        .collect();
-    let keys = tenants.clone();
     // No super LIST here: the view is all the patroller sees.
     let patroller = Patroller::new(
         &pipeline,
         None,
-        Arc::new(move || keys.cluster_keys()),
-        kinds,
+        tenants.clone(),
+        &Resources::defaults(),
         PatrolConfig::default(),
     );
+    assert!(patroller.kind_names().contains(&"Pod"));
 
     // Tenant objects the view knows about (as the tenant watch would have recorded them).
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "web"}}))?;

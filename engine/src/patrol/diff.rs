@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::naming::{ANNOTATION_CLUSTER, ANNOTATION_NAMESPACE, ANNOTATION_UID};
+use crate::naming::{ANNOTATION_CLUSTER, ANNOTATION_NAME, ANNOTATION_NAMESPACE, ANNOTATION_UID};
+use crate::reconcile::resource::Drift;
 use crate::record::WorkKey;
 
 /// What the check says about one (tenant object, super copy) pair.
@@ -23,6 +24,17 @@ pub enum Verdict {
     Different,
 }
 
+impl From<&Drift> for Verdict {
+    fn from(drift: &Drift) -> Self {
+        match drift {
+            Drift::InSync => Verdict::InSync,
+            Drift::MissingInSuper => Verdict::Missing,
+            Drift::OrphanInSuper => Verdict::Orphan,
+            Drift::Different(_) => Verdict::Different,
+        }
+    }
+}
+
 impl Verdict {
     /// The bounded metric label (`class`) of a finding; `in_sync` for [`Verdict::InSync`].
     #[must_use]
@@ -36,9 +48,9 @@ impl Verdict {
     }
 }
 
-/// A resource's patrol check: the tenant object and its super copy as the view holds them (`None` = absent)
-/// → verdict. Must be cheap and must not do I/O: it runs for every object on every pass.
-pub type CheckFn = dyn Fn(Option<&Value>, Option<&Value>) -> Verdict + Send + Sync;
+/// A patrol check: the work key, the tenant object and its super copy as the view holds them (`None` =
+/// absent) → verdict. Must be cheap and must not call an API server: it runs for every object on every pass.
+pub type CheckFn<'a> = dyn Fn(&WorkKey, Option<&Value>, Option<&Value>) -> Verdict + 'a;
 
 /// One piece of drift: the tenant object to reconcile and what was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,9 +79,9 @@ pub fn tenant_key(cluster: &str, kind: &str, namespace: &str, name: &str) -> Wor
 }
 
 /// The work key of the tenant object a super object of `kind` (stored at `namespace`/`name` in the super
-/// cluster) stands for, read from its `tenancy.x-k8s.io/*` annotations; `None` without complete marks or
-/// when its tenant is not in `served`. Agrees with the sources' mapping (tested), without parsing the
-/// whole metadata.
+/// cluster) stands for, read from its `tenancy.x-k8s.io/*` annotations (a copy stored under another name
+/// names its tenant object in `tenancy.x-k8s.io/name`); `None` without complete marks or when its tenant is
+/// not in `served`. Agrees with the sources' mapping (tested), without parsing the whole metadata.
 #[must_use]
 pub fn super_key(
     kind: &str,
@@ -105,6 +117,8 @@ pub fn super_key_from_marks<'a>(
     }
     let tenant_name = if namespace.is_empty() {
         tenant_ns
+    } else if let Some(renamed) = mark(ANNOTATION_NAME) {
+        renamed
     } else if name.is_empty() {
         return None;
     } else {
@@ -129,7 +143,9 @@ pub struct DiffCounts {
 
 /// Pairs tenant objects with super copies, streaming: built from an index of the super copies (tenant work
 /// key → where the copy is, `L`), fed one tenant object at a time, finished with the copies no tenant object
-/// claimed. Only the index is held in memory, never all objects; `fetch` reads a copy when it is judged.
+/// claimed. Only the index is held in memory, never all objects; `fetch` reads a copy when it is judged
+/// (for a tenant object it is given the indexed location, if any, and may look elsewhere, e.g. where the
+/// kind says the copy belongs).
 pub struct Pairing<L> {
     supers: HashMap<WorkKey, L>,
     findings: Vec<Finding>,
@@ -151,20 +167,18 @@ impl<L> Pairing<L> {
         }
     }
 
-    /// Judges one tenant object against its copy (if any), read with `fetch`.
+    /// Judges one tenant object against its copy, read with `fetch` (given the indexed location, if any).
     pub fn tenant<E>(
         &mut self,
         key: WorkKey,
         object: &Value,
-        fetch: impl FnOnce(&L) -> Result<Option<Value>, E>,
-        check: &CheckFn,
+        fetch: impl FnOnce(&WorkKey, Option<L>) -> Result<Option<Value>, E>,
+        check: &CheckFn<'_>,
     ) -> Result<(), E> {
         self.counts.tenant_objects += 1;
-        let copy = match self.supers.remove(&key) {
-            Some(location) => fetch(&location)?,
-            None => None,
-        };
-        let verdict = check(Some(object), copy.as_ref());
+        let indexed = self.supers.remove(&key);
+        let copy = fetch(&key, indexed)?;
+        let verdict = check(&key, Some(object), copy.as_ref());
         if verdict != Verdict::InSync {
             self.findings.push(Finding { key, verdict });
         }
@@ -175,12 +189,12 @@ impl<L> Pairing<L> {
     pub fn finish<E>(
         mut self,
         mut fetch: impl FnMut(&L) -> Result<Option<Value>, E>,
-        check: &CheckFn,
+        check: &CheckFn<'_>,
     ) -> Result<(Vec<Finding>, DiffCounts), E> {
         for (key, location) in std::mem::take(&mut self.supers) {
             // A copy gone since it was indexed is not judged (nothing left to repair).
             if let Some(copy) = fetch(&location)? {
-                let verdict = check(None, Some(&copy));
+                let verdict = check(&key, None, Some(&copy));
                 if verdict != Verdict::InSync {
                     self.findings.push(Finding { key, verdict });
                 }
@@ -196,14 +210,14 @@ impl<L> Pairing<L> {
 pub fn diff(
     tenant: impl IntoIterator<Item = (WorkKey, Value)>,
     supers: HashMap<WorkKey, Value>,
-    check: &CheckFn,
+    check: &CheckFn<'_>,
 ) -> (Vec<Finding>, DiffCounts) {
     let mut pairing = Pairing::new(supers);
     for (key, object) in tenant {
         let Ok(()) = pairing.tenant(
             key,
             &object,
-            |v| Ok::<_, std::convert::Infallible>(Some(v.clone())),
+            |_, copy| Ok::<_, std::convert::Infallible>(copy),
             check,
         );
     }
@@ -224,7 +238,7 @@ mod tests {
     use super::*;
     use crate::source::mapping::{self, ClusterRole};
 
-    fn presence(t: Option<&Value>, s: Option<&Value>) -> Verdict {
+    fn presence(_: &WorkKey, t: Option<&Value>, s: Option<&Value>) -> Verdict {
         match (t, s) {
             (Some(_), None) => Verdict::Missing,
             (None, Some(_)) => Verdict::Orphan,
@@ -332,6 +346,14 @@ mod tests {
             proptest::prop_assert_eq!(
                 super_key("Pod", &super_ns, &name, &super_pod, &served),
                 mapping::work_key(&role, "Pod", &super_pod)
+            );
+            let mut renamed_marks = marks.clone();
+            renamed_marks[ANNOTATION_NAME] = json!(name);
+            let renamed = json!({"metadata": {"name": "tenant-copy", "namespace": super_ns,
+                "annotations": renamed_marks}});
+            proptest::prop_assert_eq!(
+                super_key("ConfigMap", &super_ns, "tenant-copy", &renamed, &served),
+                mapping::work_key(&role, "ConfigMap", &renamed)
             );
             let super_nsobj = json!({"metadata": {"name": super_ns, "annotations": marks}});
             proptest::prop_assert_eq!(

@@ -11,32 +11,31 @@
 //! ```
 //!
 //! * [`diff`]: pairing of tenant objects and super copies, verdicts (missing / orphan / different).
-//! * [`check`]: the checks of the kinds synced today.
-//! * [`scan`]: one kind's walk of the view.
+//! * [`scan`]: one kind's walk of the view, judged by the kind's [`Resource::check`].
 //! * [`superlist`]: the super-side LIST that corrects a view the super watch left stale.
 //!
 //! The patroller never writes to an API server itself: a finding only enqueues the tenant object's work key,
 //! and the reconciler (which re-reads live before deleting anything decided from an absence) repairs it.
 //! Design and cadence: `docs/patroller.md`.
 
-pub mod check;
 pub mod diff;
 pub mod scan;
 pub mod superlist;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject};
-use kube::core::ApiResource;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use tokio::sync::watch;
 
 use crate::log::{LogSink, View};
 use crate::pipeline::{InjectError, Pipeline, WorkInjector};
-use crate::source::{ClusterRole, KindSpec, ServedTenants};
-pub use diff::{CheckFn, Finding, Verdict};
+use crate::reconcile::resource::Resource;
+use crate::reconcile::{Lookup, Resources, TenantInfo, Tenants};
+use crate::source::{ClusterRole, ServedTenants, SuperKey};
+pub use diff::{Finding, Verdict};
 
 /// Counter: drift found, by `kind` and `class` (`missing` | `orphan` | `different`).
 pub const FINDINGS_TOTAL: &str = "vc_syncer_patrol_findings_total";
@@ -122,45 +121,13 @@ impl Default for PatrolConfig {
     }
 }
 
-/// One kind the patroller walks: its name, how to list it in the super cluster, and its check.
-#[derive(Clone)]
-pub struct PatrolKind {
-    /// Kind name as in the view and in work keys.
-    pub kind: String,
-    /// Group/version/plural for the super LIST.
-    pub resource: ApiResource,
-    /// The check of a (tenant object, super copy) pair.
-    pub check: Arc<CheckFn>,
+/// Whether the patroller walks `resource`: kinds copied down (tenant objects watched, super copies found by
+/// the syncer's marks). Upward and cluster-wide kinds have no tenant-object/super-copy pairs to compare.
+#[must_use]
+pub fn patrols(resource: &dyn Resource) -> bool {
+    let spec = resource.spec();
+    spec.tenant_watch.is_on() && spec.super_watch.is_on() && spec.super_key == SuperKey::Marks
 }
-
-impl std::fmt::Debug for PatrolKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PatrolKind")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PatrolKind {
-    /// The patrol of a synced kind that has a check (Namespace, Pod); `None` for other kinds.
-    #[must_use]
-    pub fn builtin(spec: &KindSpec) -> Option<Self> {
-        let check: Arc<CheckFn> = match spec.kind.as_str() {
-            "Pod" => Arc::new(check::pod),
-            "Namespace" => Arc::new(check::namespace),
-            _ => return None,
-        };
-        Some(Self {
-            kind: spec.kind.clone(),
-            resource: spec.resource.clone(),
-            check,
-        })
-    }
-}
-
-/// The tenants to patrol (cluster keys), asked at every pass so tenants added or removed at run time are
-/// followed.
-pub type TenantKeys = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// What one pass did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -202,29 +169,30 @@ pub struct Patroller {
     sink: LogSink,
     injector: WorkInjector,
     super_client: Option<kube::Client>,
-    tenants: TenantKeys,
-    kinds: Vec<PatrolKind>,
+    tenants: Tenants,
+    kinds: Vec<Arc<dyn Resource>>,
     cfg: PatrolConfig,
 }
 
 impl std::fmt::Debug for Patroller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Patroller")
-            .field("kinds", &self.kinds)
+            .field("kinds", &self.kind_names())
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
     }
 }
 
 impl Patroller {
-    /// A patroller of `kinds` on `pipeline`'s view, enqueueing repairs on its shards. Without
+    /// A patroller of the enabled `resources` it can patrol (see [`patrols`]) on `pipeline`'s view, for the
+    /// tenants registered in `tenants` at each pass, enqueueing repairs on the pipeline's shards. Without
     /// `super_client` the super LIST never runs (view walks only).
     #[must_use]
     pub fn new(
         pipeline: &Pipeline,
         super_client: Option<kube::Client>,
-        tenants: TenantKeys,
-        kinds: Vec<PatrolKind>,
+        tenants: Tenants,
+        resources: &Resources,
         cfg: PatrolConfig,
     ) -> Self {
         Self {
@@ -233,15 +201,31 @@ impl Patroller {
             injector: pipeline.injector(),
             super_client,
             tenants,
-            kinds,
+            kinds: resources
+                .iter()
+                .filter(|r| patrols(r.as_ref()))
+                .cloned()
+                .collect(),
             cfg,
         }
     }
 
     /// The kinds patrolled.
     #[must_use]
-    pub fn kinds(&self) -> &[PatrolKind] {
-        &self.kinds
+    pub fn kind_names(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|r| r.kind()).collect()
+    }
+
+    /// The registered tenants, by cluster key.
+    fn tenant_infos(&self) -> HashMap<String, Arc<TenantInfo>> {
+        self.tenants
+            .cluster_keys()
+            .into_iter()
+            .filter_map(|key| match self.tenants.lookup(&key) {
+                Lookup::Active(tenant) => Some((key, tenant.info)),
+                Lookup::Removed | Lookup::Unknown => None,
+            })
+            .collect()
     }
 
     /// Runs passes every interval (jittered) until `shutdown` turns true or its sender is dropped. The first
@@ -286,17 +270,21 @@ impl Patroller {
     pub async fn pass(&self, with_super_list: bool) -> PassReport {
         let started = Instant::now();
         let mut report = PassReport::default();
-        let served: HashSet<String> = (self.tenants)().into_iter().collect();
+        let tenants = self.tenant_infos();
         if with_super_list && let Some(client) = &self.super_client {
             report.super_listed = true;
+            let served: HashSet<String> = tenants.keys().cloned().collect();
             let role = ClusterRole::Super {
-                tenants: ServedTenants::new(served.iter().cloned()),
+                tenants: ServedTenants::new(served),
             };
-            for kind in &self.kinds {
-                let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+            for resource in &self.kinds {
+                let spec = resource.spec();
+                let kind = resource.kind();
+                let api: Api<DynamicObject> = Api::all_with(client.clone(), &spec.resource);
                 match superlist::verify(
                     &api,
-                    &kind.kind,
+                    kind,
+                    spec.super_watch.selector(),
                     &role,
                     &self.view,
                     &self.sink,
@@ -312,26 +300,32 @@ impl Patroller {
                             ("deleted", c.deleted),
                         ] {
                             if n > 0 {
-                                metrics::counter!(VIEW_CORRECTIONS_TOTAL, "kind" => kind.kind.clone(), "event" => event)
+                                metrics::counter!(VIEW_CORRECTIONS_TOTAL, "kind" => kind, "event" => event)
                                     .increment(n as u64);
                             }
                         }
                         if c.total() > 0 {
-                            tracing::info!(kind = %kind.kind, added = c.added, modified = c.modified, deleted = c.deleted, "super LIST found changes the view missed");
+                            tracing::info!(
+                                kind,
+                                added = c.added,
+                                modified = c.modified,
+                                deleted = c.deleted,
+                                "super LIST found changes the view missed"
+                            );
                         }
                     }
                     Err(error) => {
                         report.errors += 1;
-                        metrics::counter!(ERRORS_TOTAL, "kind" => kind.kind.clone(), "stage" => "super_list")
+                        metrics::counter!(ERRORS_TOTAL, "kind" => kind, "stage" => "super_list")
                             .increment(1);
-                        tracing::warn!(kind = %kind.kind, error = %error_chain(&error), "patrol: super LIST failed");
+                        tracing::warn!(kind, error = %error_chain(&error), "patrol: super LIST failed");
                     }
                 }
             }
         }
         let walker = self.clone();
         let walked =
-            tokio::task::spawn_blocking(move || walker.walk_and_enqueue(&served, report)).await;
+            tokio::task::spawn_blocking(move || walker.walk_and_enqueue(&tenants, report)).await;
         let mut report = match walked {
             Ok(report) => report,
             Err(error) => {
@@ -349,31 +343,34 @@ impl Patroller {
     }
 
     /// The view walk and the enqueueing (blocking: sled reads and a bounded channel).
-    fn walk_and_enqueue(&self, served: &HashSet<String>, mut report: PassReport) -> PassReport {
-        for kind in &self.kinds {
-            let scanned = match scan::scan_kind(&self.view, &kind.kind, served, kind.check.as_ref())
-            {
+    fn walk_and_enqueue(
+        &self,
+        tenants: &HashMap<String, Arc<TenantInfo>>,
+        mut report: PassReport,
+    ) -> PassReport {
+        for resource in &self.kinds {
+            let kind = resource.kind();
+            let scanned = match scan::scan_kind(&self.view, resource.as_ref(), tenants) {
                 Ok(scanned) => scanned,
                 Err(error) => {
                     report.errors += 1;
-                    metrics::counter!(ERRORS_TOTAL, "kind" => kind.kind.clone(), "stage" => "view")
-                        .increment(1);
-                    tracing::error!(kind = %kind.kind, error = %error_chain(&error), "patrol: view walk failed");
+                    metrics::counter!(ERRORS_TOTAL, "kind" => kind, "stage" => "view").increment(1);
+                    tracing::error!(kind, error = %error_chain(&error), "patrol: view walk failed");
                     continue;
                 }
             };
             report.tenant_objects += scanned.counts.tenant_objects;
             report.super_objects += scanned.counts.super_objects;
-            metrics::counter!(OBJECTS_SCANNED_TOTAL, "kind" => kind.kind.clone(), "side" => "tenant")
+            metrics::counter!(OBJECTS_SCANNED_TOTAL, "kind" => kind, "side" => "tenant")
                 .increment(scanned.counts.tenant_objects as u64);
-            metrics::counter!(OBJECTS_SCANNED_TOTAL, "kind" => kind.kind.clone(), "side" => "super")
+            metrics::counter!(OBJECTS_SCANNED_TOTAL, "kind" => kind, "side" => "super")
                 .increment(scanned.counts.super_objects as u64);
             let mut enqueued = 0u64;
             let mut deferred = 0u64;
             for finding in &scanned.findings {
                 *report
                     .findings
-                    .entry((kind.kind.clone(), finding.verdict.label()))
+                    .entry((kind.to_owned(), finding.verdict.label()))
                     .or_default() += 1;
                 match self
                     .injector
@@ -390,18 +387,16 @@ impl Patroller {
                 }
             }
             for ((k, class), n) in &report.findings {
-                if *k == kind.kind {
-                    metrics::counter!(FINDINGS_TOTAL, "kind" => k.clone(), "class" => *class)
+                if k == kind {
+                    metrics::counter!(FINDINGS_TOTAL, "kind" => kind, "class" => *class)
                         .increment(*n as u64);
                 }
             }
             if enqueued > 0 {
-                metrics::counter!(REPAIRS_ENQUEUED_TOTAL, "kind" => kind.kind.clone())
-                    .increment(enqueued);
+                metrics::counter!(REPAIRS_ENQUEUED_TOTAL, "kind" => kind).increment(enqueued);
             }
             if deferred > 0 {
-                metrics::counter!(REPAIRS_DEFERRED_TOTAL, "kind" => kind.kind.clone())
-                    .increment(deferred);
+                metrics::counter!(REPAIRS_DEFERRED_TOTAL, "kind" => kind).increment(deferred);
             }
             report.enqueued += enqueued as usize;
             report.deferred += deferred as usize;

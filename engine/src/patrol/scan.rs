@@ -9,13 +9,16 @@
 //! decides (re-reading live before anything destructive).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::diff::{CheckFn, DiffCounts, Finding, Pairing, super_key_from_marks, tenant_key};
+use super::diff::{DiffCounts, Finding, Pairing, Verdict, super_key_from_marks, tenant_key};
 use crate::log::{LogError, View};
-use crate::record::SUPER_CLUSTER;
+use crate::reconcile::TenantInfo;
+use crate::reconcile::resource::{Check, Resource};
+use crate::record::{SUPER_CLUSTER, WorkKey};
 
 /// What one kind's walk found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,14 +42,18 @@ struct MarksMeta {
     annotations: BTreeMap<String, String>,
 }
 
-/// Walks `kind` in the view for the tenants in `served` and judges every pair with `check`.
+/// Walks `resource`'s kind in the view for `tenants` (cluster key → description) and judges every pair with
+/// the resource's patrol check. A tenant object's copy is read where the resource says it lives
+/// ([`Resource::super_location`]); copies found by their marks that no tenant object claims are judged as
+/// possible orphans where they are.
 pub fn scan_kind(
     view: &View,
-    kind: &str,
-    served: &HashSet<String>,
-    check: &CheckFn,
+    resource: &dyn Resource,
+    tenants: &HashMap<String, Arc<TenantInfo>>,
 ) -> Result<KindScan, LogError> {
-    let mut index: HashMap<_, (String, String)> = HashMap::new();
+    let kind = resource.kind();
+    let served: HashSet<String> = tenants.keys().cloned().collect();
+    let mut index: HashMap<WorkKey, (String, String)> = HashMap::new();
     view.visit::<Marks>(SUPER_CLUSTER, kind, |namespace, name, _rv, marks| {
         let annotations = &marks.metadata.annotations;
         if let Some(key) = super_key_from_marks(
@@ -54,7 +61,7 @@ pub fn scan_kind(
             namespace,
             name,
             |k| annotations.get(k).map(String::as_str),
-            served,
+            &served,
         ) {
             index
                 .entry(key)
@@ -62,19 +69,40 @@ pub fn scan_kind(
         }
         Ok(())
     })?;
-    let fetch = |(namespace, name): &(String, String)| {
+    let get = |namespace: &str, name: &str| {
         view.get(SUPER_CLUSTER, kind, namespace, name)
             .map(|stored| stored.map(|s| s.object))
     };
+    let check = |key: &WorkKey, tenant: Option<&Value>, copy: Option<&Value>| {
+        let Some(info) = tenants.get(&key.cluster) else {
+            return Verdict::InSync;
+        };
+        Verdict::from(&resource.check(&Check {
+            tenant: info,
+            key,
+            tenant_object: tenant,
+            super_object: copy,
+            view,
+        }))
+    };
     let mut pairing = Pairing::new(index);
-    let mut tenants: Vec<&String> = served.iter().collect();
-    tenants.sort();
-    for cluster in tenants {
+    let mut clusters: Vec<(&String, &Arc<TenantInfo>)> = tenants.iter().collect();
+    clusters.sort_by(|a, b| a.0.cmp(b.0));
+    for (cluster, info) in clusters {
         view.visit::<Value>(cluster, kind, |namespace, name, _rv, object| {
             let key = tenant_key(cluster, kind, namespace, name);
-            pairing.tenant(key, &object, fetch, check)
+            let fetch = |key: &WorkKey, indexed: Option<(String, String)>| match resource
+                .super_location(info, key)
+            {
+                Some(at) => get(&at.namespace, &at.name),
+                None => match indexed {
+                    Some((namespace, name)) => get(&namespace, &name),
+                    None => Ok(None),
+                },
+            };
+            pairing.tenant(key, &object, fetch, &check)
         })?;
     }
-    let (findings, counts) = pairing.finish(fetch, check)?;
+    let (findings, counts) = pairing.finish(|(namespace, name)| get(namespace, name), &check)?;
     Ok(KindScan { findings, counts })
 }

@@ -1,5 +1,5 @@
-//! The super-side verification: a paged LIST of the syncer's super objects of one kind (label
-//! `tenancy.x-k8s.io/controlled=true`, the first page at `resourceVersion=0` so a real API server answers
+//! The super-side verification: a paged LIST of the syncer's super objects of one kind (the kind's super
+//! selector, `tenancy.x-k8s.io/controlled=true` for copied-down kinds; the first page at `resourceVersion=0` so a real API server answers
 //! from its watch cache), compared with the view. It catches what the view cannot: drift behind the super
 //! watch (an event the syncer never received).
 //!
@@ -67,12 +67,13 @@ pub enum VerifyError {
     },
 }
 
-/// Lists the super objects of `kind` through `api` (pages of `page_size`), compares them with `view` and
-/// appends what differs through `sink`. `role` is the super role with the served tenants (objects of other
-/// tenants are ignored).
+/// Lists the super objects of `kind` matching `selector` through `api` (pages of `page_size`), compares
+/// them with `view` and appends what differs through `sink`. `role` is the super role with the served
+/// tenants (objects of other tenants are ignored).
 pub async fn verify(
     api: &Api<DynamicObject>,
     kind: &str,
+    selector: Option<&str>,
     role: &ClusterRole,
     view: &View,
     sink: &LogSink,
@@ -91,13 +92,15 @@ pub async fn verify(
         Ok(())
     })
     .map_err(log_err)?;
-    let selector = mapping::super_label_selector();
     let mut out = Corrections::default();
     let mut list_rv: Option<String> = None;
     let mut continue_token: Option<String> = None;
     let mut records = Vec::new();
     loop {
-        let mut lp = ListParams::default().limit(page_size).labels(&selector);
+        let mut lp = ListParams::default().limit(page_size);
+        if let Some(selector) = selector {
+            lp = lp.labels(selector);
+        }
         lp = match &continue_token {
             Some(token) => lp.continue_token(token),
             None => lp.match_any(),
