@@ -57,11 +57,14 @@ async fn orphans_are_deleted_only_after_a_live_recheck() -> Result<()> {
         },
         tenant_client.clone(),
     );
+    // Namespaces and pods only: the test is about pods, not about the kinds pod rewriting waits for.
+    let resources = Resources::from_names(&["Namespace", "Pod"])?;
     let reconciler = SyncReconciler::new(
         super_client.clone(),
         tenants.clone(),
         tokio::runtime::Handle::current(),
-    );
+    )
+    .with_resources(resources.clone());
     let dir = tempfile::tempdir()?;
     let pipeline = Pipeline::start(
         PipelineConfig {
@@ -78,10 +81,10 @@ async fn orphans_are_deleted_only_after_a_live_recheck() -> Result<()> {
         &pipeline,
         None,
         tenants.clone(),
-        &Resources::defaults(),
+        &resources,
         PatrolConfig::default(),
     );
-    assert!(patroller.kind_names().contains(&"Pod"));
+    assert_eq!(patroller.kind_names(), vec!["Namespace", "Pod"]);
 
     // Tenant objects the view knows about (as the tenant watch would have recorded them).
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "web"}}))?;
