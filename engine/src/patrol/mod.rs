@@ -232,7 +232,7 @@ impl Patroller {
     /// pass comes one interval after start (the watches have listed by then), with the super LIST.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         for kind in &self.kinds {
-            crate::metrics::zero_init_patrol(&kind.kind);
+            crate::metrics::zero_init_patrol(kind.kind());
         }
         let mut pass: u64 = 0;
         loop {
