@@ -420,8 +420,7 @@ def panels():
     lay.add(
         bargauge(
             "Top 10 VCs by time not up",
-            "The 10 selected VCs whose watches were not established for the largest share of the last hour "
-            "(per-VC lag and backlog are not exported: those histograms carry only direction and kind).",
+            "The 10 selected VCs whose watches were not established for the largest share of the last hour.",
             [
                 target(
                     f"topk(10, 1 - avg_over_time(vc_syncer_tenant_up{{{VC}}}[1h]))",
@@ -433,6 +432,31 @@ def panels():
         ),
         w=16,
         h=6,
+    )
+    lay.add(
+        bargauge(
+            "Top 10 VCs by backlog",
+            "The 10 selected VCs with the most log entries accepted by the shards and not applied yet "
+            "(queued, backing off or in flight), now.",
+            [target(f"topk(10, max by (vc) (vc_syncer_tenant_backlog_records{{{VC}}}))", "{{vc}}", instant=True)],
+        ),
+        w=12,
+    )
+    lay.add(
+        bargauge(
+            "Top 10 VCs by sync lag p99",
+            "The 10 selected VCs with the highest 99th percentile sync lag over the last minute (both "
+            "directions, bucket upper bound as computed by the syncer; 0 for a VC without syncs in that minute).",
+            [
+                target(
+                    f"topk(10, max by (vc) (vc_syncer_tenant_sync_lag_p99_seconds{{{VC}}}))",
+                    "{{vc}}",
+                    instant=True,
+                )
+            ],
+            unit="s",
+        ),
+        w=12,
     )
     lay.add(
         timeseries(

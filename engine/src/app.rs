@@ -281,6 +281,7 @@ impl Syncer {
                 })?;
         }
         tenants.restore(stored).await;
+        tokio::spawn(crate::control::gauges::run(tenants.clone()));
         if tenants.is_empty().await {
             record_served_keys(&data_dir, &[])?;
         }

@@ -6,7 +6,8 @@
 //! `histogram_quantile` can aggregate across instances) instead of the exporter's default summaries.
 //!
 //! Label cardinality stays bounded at 1,000 VCs: the only per-VC series are gauges/counters
-//! (`vc_syncer_tenant_up{vc}`); histograms carry only small fixed label sets.
+//! (`vc_syncer_tenant_up{vc}`, `vc_syncer_tenant_backlog_records{vc}`,
+//! `vc_syncer_tenant_sync_lag_p50_seconds{vc}`, `vc_syncer_tenant_sync_lag_p99_seconds{vc}`); histograms carry only small fixed label sets.
 
 use std::net::SocketAddr;
 
@@ -48,6 +49,12 @@ pub const WATCH_RESTARTS_TOTAL: &str = "vc_syncer_watch_restarts_total";
 pub const RELISTS_TOTAL: &str = "vc_syncer_relists_total";
 /// Whether every watch of a VC is currently established (1) or not (0), by `vc`.
 pub const TENANT_UP: &str = "vc_syncer_tenant_up";
+/// Log entries of a VC accepted by the shards and not applied yet, by `vc`.
+pub const TENANT_BACKLOG_RECORDS: &str = "vc_syncer_tenant_backlog_records";
+/// Median sync lag of a VC over the last minute (0 without syncs), by `vc`.
+pub const TENANT_SYNC_LAG_P50_SECONDS: &str = "vc_syncer_tenant_sync_lag_p50_seconds";
+/// 99th percentile sync lag of a VC over the last minute (0 without syncs), by `vc`.
+pub const TENANT_SYNC_LAG_P99_SECONDS: &str = "vc_syncer_tenant_sync_lag_p99_seconds";
 /// Super-cluster objects in the syncer's label selection that carry no tenant identity (ignored), by `kind`.
 pub const SOURCE_UNMAPPED_TOTAL: &str = "vc_syncer_source_unmapped_total";
 /// Records dropped because appending them to the log failed (the batch is retried after a relist), by `kind`.
@@ -280,6 +287,20 @@ pub fn describe_all() {
     describe_gauge!(
         TENANT_UP,
         "1 when every watch of the VC is established, 0 while any is listing, backing off or failing."
+    );
+    describe_gauge!(
+        TENANT_BACKLOG_RECORDS,
+        "Log entries of the VC accepted by the shards and not applied yet (queued, backing off or in flight), by vc."
+    );
+    describe_gauge!(
+        TENANT_SYNC_LAG_P50_SECONDS,
+        Unit::Seconds,
+        "Median sync lag of the VC over the last minute (bucket upper bound; 0 without syncs), by vc."
+    );
+    describe_gauge!(
+        TENANT_SYNC_LAG_P99_SECONDS,
+        Unit::Seconds,
+        "99th percentile sync lag of the VC over the last minute (bucket upper bound; 0 without syncs), by vc."
     );
     describe_counter!(
         SOURCE_UNMAPPED_TOTAL,

@@ -579,6 +579,17 @@ impl TenantSet {
             .count()
     }
 
+    /// The backlog and lag figures of every tenant (including those being removed), by VC label
+    /// (`<namespace>/<name>`), for the per-VC gauges.
+    pub async fn vc_figures(&self) -> Vec<(String, crate::shard::TenantFigures)> {
+        let entries = self.inner.entries.lock().await;
+        let stats = self.inner.deps.pipeline.tenant_stats();
+        entries
+            .iter()
+            .map(|(key, e)| (e.vc().to_string(), stats.figures(key)))
+            .collect()
+    }
+
     /// The status of every tenant, sorted by cluster key.
     pub async fn statuses(&self) -> Vec<v1::TenantStatus> {
         let entries = self.inner.entries.lock().await;

@@ -4,7 +4,9 @@
 //! * [`store`]: durable registrations in the log's sled database.
 //! * [`spec`]: validation of a tenant spec, cluster key, client from a kubeconfig.
 //! * [`tap`]: super-pod invalidations for translation watchers.
+//! * [`gauges`]: per-VC backlog and sync-lag gauges.
 
+pub mod gauges;
 pub mod lifecycle;
 pub mod spec;
 pub mod store;
