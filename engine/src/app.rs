@@ -361,6 +361,11 @@ impl Syncer {
         }
     }
 
+    /// The pipeline's view (for tasks that read it beside the reconcilers).
+    pub fn view(&self) -> crate::log::View {
+        self.pipeline.view()
+    }
+
     /// Stops the API, the sources, then the pipeline (flushing the log).
     pub async fn shutdown(self) {
         // Streams of the API end when the set stops; the server then drains.

@@ -170,6 +170,12 @@ pub struct Args {
     /// PEM CA bundle that client certificates must be signed by (mutual TLS).
     #[arg(long, value_name = "PEM", requires = "grpc_tls_cert")]
     pub grpc_client_ca: Option<PathBuf>,
+    /// A tenant's virtual node is deleted this long after the tenant's last pod on that node went.
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub node_gc_grace: Duration,
+    /// Period of virtual node lease renewal (and of the collection check).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub node_lease_period: Duration,
 }
 
 /// One tenant (virtual cluster) the syncer serves.

@@ -173,6 +173,7 @@ async fn serve(
     let grpc = grpc_options(args)?;
     let started = Instant::now();
     let patrol_tenants = reconciler.tenants().clone();
+    let lifecycle_tenants = reconciler.tenants().clone();
     let mut syncer = Syncer::start(
         super_client.clone(),
         &tenants,
@@ -208,6 +209,16 @@ async fn serve(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Virtual node leases and collection (stopped with `stop_tx`, or when dropped).
+    let _node_lifecycle = syncer::upward::lifecycle::spawn(
+        syncer::upward::lifecycle::LifecycleConfig {
+            period: args.node_lease_period,
+            gc_grace: args.node_gc_grace,
+        },
+        syncer.view(),
+        lifecycle_tenants,
+        stop_rx.clone(),
+    );
     let churn = demo.as_ref().map(|d| {
         tokio::spawn(embedded::churn(
             d.tenant_clients.clone(),

@@ -125,10 +125,14 @@ async fn tenant_workload_syncs_down_status_flows_up_and_deletes_propagate() -> R
                 let running =
                     |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
                 let ip = |p: &Pod| p.status.as_ref().and_then(|s| s.pod_ip.clone());
-                Ok(
-                    (running(&tp) && running(&sp) && ip(&tp).is_some() && ip(&tp) == ip(&sp))
-                        .then_some((tp, sp)),
-                )
+                // Status is written before the binding (one reconcile, two requests): wait for both.
+                let bound = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
+                Ok((running(&tp)
+                    && running(&sp)
+                    && ip(&tp).is_some()
+                    && ip(&tp) == ip(&sp)
+                    && bound(&tp).is_some())
+                .then_some((tp, sp)))
             }
         },
     )

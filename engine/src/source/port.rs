@@ -41,6 +41,19 @@ pub trait SourceLog: Clone + Send + Sync + 'static {
 
     /// Every object the view knows for `cluster` × `kind`.
     fn known_all(&self, cluster: &str, kind: &str) -> Result<Vec<Known>, PortError>;
+
+    /// The object the view holds for one key (used to map super objects through their namespace's marks).
+    /// Default: nothing known.
+    fn known_object(
+        &self,
+        cluster: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, PortError> {
+        let _ = (cluster, kind, namespace, name);
+        Ok(None)
+    }
 }
 
 /// The pipeline's log as a [`SourceLog`]: appends through its [`LogSink`], reads the view, and serves the
@@ -110,6 +123,19 @@ impl SourceLog for PipelineLog {
             .view
             .get(cluster, kind, namespace, name)?
             .map(|o| o.resource_version))
+    }
+
+    fn known_object(
+        &self,
+        cluster: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, PortError> {
+        Ok(self
+            .view
+            .get(cluster, kind, namespace, name)?
+            .map(|o| o.object))
     }
 
     fn known_all(&self, cluster: &str, kind: &str) -> Result<Vec<Known>, PortError> {

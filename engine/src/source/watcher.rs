@@ -388,19 +388,35 @@ impl<L: SourceLog> KindWatcher<L> {
                 return;
             }
         };
-        match mapping::to_record(
-            &self.role,
-            &self.kind.kind,
-            event,
-            value,
-            mapping::now_micros(),
-        ) {
+        match self.to_record(event, value, mapping::now_micros()) {
             Some(record) => records.push(record),
             None => {
                 metrics::counter!(m::SOURCE_UNMAPPED_TOTAL, "kind" => self.kind.kind.clone())
                     .increment(1);
             }
         }
+    }
+
+    /// The record of one observed object, mapped by the kind's [`mapping::SuperKey`] rule (`None`: it
+    /// concerns no served tenant). Super namespaces are looked up in the view for `SuperKey::Namespace`.
+    fn to_record(&self, event: EventType, object: serde_json::Value, now: u64) -> Option<Record> {
+        let owner = |super_ns: &str| {
+            let ns = self
+                .log
+                .known_object(crate::record::SUPER_CLUSTER, "Namespace", "", super_ns)
+                .ok()
+                .flatten()?;
+            mapping::namespace_owner_of(&ns)
+        };
+        mapping::to_record_with(
+            &self.role,
+            &self.kind.kind,
+            &self.kind.super_key,
+            event,
+            object,
+            now,
+            &owner,
+        )
     }
 
     /// Appends one batch with its resume point. On error nothing of it was acknowledged.
@@ -460,7 +476,7 @@ impl<L: SourceLog> KindWatcher<L> {
                 let Ok(value) = serde_json::to_value(&object) else {
                     continue;
                 };
-                if let Some(r) = mapping::to_record(&self.role, &kind, event, value, now) {
+                if let Some(r) = self.to_record(event, value, now) {
                     records.push(r);
                 }
             }
@@ -502,9 +518,7 @@ impl<L: SourceLog> KindWatcher<L> {
             if seen.contains(&(namespace, name)) || !relist::is_gone(&resource_version, list_rv) {
                 continue;
             }
-            if let Some(mut r) =
-                mapping::to_record(&self.role, &self.kind.kind, EventType::Deleted, object, now)
-            {
+            if let Some(mut r) = self.to_record(EventType::Deleted, object, now) {
                 r.resource_version = list_rv.to_string();
                 out.push(r);
             }

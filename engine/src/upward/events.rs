@@ -8,8 +8,8 @@
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
 
-use super::event;
 use super::KIND_EVENT;
+use super::event;
 use crate::log::View;
 use crate::naming::{ANNOTATION_UID, super_namespace};
 use crate::reconcile::resource::{Check, Ctx, Drift, Resource, SuperLocation, SyncFuture};
@@ -79,7 +79,13 @@ fn read(view: &View, cluster: &str, ns: &str, name: &str) -> Result<Option<Event
         .and_then(|s| serde_json::from_value::<Event>(s.object).ok()))
 }
 
-fn record(view: &View, cluster: &str, ns: &str, name: &str, ev: Option<&Event>) -> Result<(), SyncError> {
+fn record(
+    view: &View,
+    cluster: &str,
+    ns: &str,
+    name: &str,
+    ev: Option<&Event>,
+) -> Result<(), SyncError> {
     let value = ev
         .map(serde_json::to_value)
         .transpose()
@@ -90,7 +96,14 @@ fn record(view: &View, cluster: &str, ns: &str, name: &str, ev: Option<&Event>) 
 
 /// The uid of tenant object `kind` `ns/name`: from the tenant object in the view, else from the `uid` mark of
 /// its super copy.
-fn tenant_uid(view: &View, cluster: &str, kind: &str, ns: &str, super_ns: &str, name: &str) -> Result<Option<String>, SyncError> {
+fn tenant_uid(
+    view: &View,
+    cluster: &str,
+    kind: &str,
+    ns: &str,
+    super_ns: &str,
+    name: &str,
+) -> Result<Option<String>, SyncError> {
     if let Some(t) = view.get(cluster, kind, ns, name).map_err(SyncError::View)?
         && !t.uid.is_empty()
     {

@@ -164,7 +164,12 @@ fn lease_target<'a>(cluster: &'a str, node: &'a str) -> Target<'a> {
     }
 }
 
-fn record_lease(view: &View, cluster: &str, node: &str, lease: Option<&Lease>) -> Result<(), SyncError> {
+fn record_lease(
+    view: &View,
+    cluster: &str,
+    node: &str,
+    lease: Option<&Lease>,
+) -> Result<(), SyncError> {
     let value = lease
         .map(serde_json::to_value)
         .transpose()
@@ -189,7 +194,13 @@ pub async fn renew_lease(
             .map_err(SyncError::View)?
             .and_then(|s| serde_json::from_value::<Lease>(s.object).ok());
         let Some(existing) = known else {
-            match writer::create(&api, lease_target(cluster, node), &lease::node_lease(node, node_uid, now)).await {
+            match writer::create(
+                &api,
+                lease_target(cluster, node),
+                &lease::node_lease(node, node_uid, now),
+            )
+            .await
+            {
                 Ok(Created::Yes(created)) => {
                     count_write(KIND_LEASE, "tenant", "create");
                     return record_lease(view, cluster, node, Some(&created));
@@ -206,7 +217,13 @@ pub async fn renew_lease(
                 Err(e) => return Err(e.into()),
             }
         };
-        match writer::replace(&api, lease_target(cluster, node), &lease::renewed(&existing, node, now)).await {
+        match writer::replace(
+            &api,
+            lease_target(cluster, node),
+            &lease::renewed(&existing, node, now),
+        )
+        .await
+        {
             Ok(updated) => {
                 count_write(KIND_LEASE, "tenant", "update");
                 return record_lease(view, cluster, node, Some(&updated));

@@ -7,11 +7,30 @@
 //! part (lease renewal, virtual node collection): [`lifecycle`].
 
 pub mod event;
+pub mod events;
 pub mod lease;
+pub mod lifecycle;
 pub mod node;
+pub mod nodes;
 pub mod placement;
 pub mod public;
+pub mod publics;
 pub mod pv;
+pub mod volumes;
+
+/// The upward resources (Node, Event, PersistentVolume and the public kinds), for the catalogue.
+#[must_use]
+pub fn resources() -> Vec<std::sync::Arc<dyn crate::reconcile::Resource>> {
+    let mut list: Vec<std::sync::Arc<dyn crate::reconcile::Resource>> = vec![
+        std::sync::Arc::new(nodes::NodeResource::default()),
+        std::sync::Arc::new(events::EventResource),
+        std::sync::Arc::new(volumes::VolumeResource),
+    ];
+    for r in publics::public_resources() {
+        list.push(std::sync::Arc::new(r));
+    }
+    list
+}
 
 /// Annotation on a tenant object copied up from the super cluster (event, public object, PV): the uid of the
 /// super object it is a copy of. Only tenant objects carrying it are ever updated or deleted by the syncer.

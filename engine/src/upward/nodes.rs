@@ -12,11 +12,13 @@ use kube::Api;
 
 use super::node::{self, DEFAULT_VN_AGENT_PORT, LABEL_VIRTUAL_NODE};
 use super::{KIND_NODE, lease, lifecycle, placement};
+use crate::log::View;
 use crate::naming::super_namespace;
-use crate::reconcile::resource::{Check, Ctx, Drift, Resource, SuperCtx, SuperLocation, SyncFuture};
+use crate::reconcile::resource::{
+    Check, Ctx, Drift, Resource, SuperCtx, SuperLocation, SyncFuture,
+};
 use crate::reconcile::writer::{self, Created, Deleted, Target};
 use crate::reconcile::{KIND_POD, Lookup, SyncError, Tenant, TenantInfo, count_write};
-use crate::log::View;
 use crate::record::{SUPER_CLUSTER, WorkKey};
 use crate::source::{KindSpec, SuperKey, Watch};
 
@@ -77,13 +79,16 @@ impl Resource for NodeResource {
                 let tenant = match ctx.tenants.lookup(&cluster) {
                     Lookup::Active(t) => t,
                     Lookup::Removed => {
-                        placement::forget_pair(ctx.view, &cluster, node).map_err(SyncError::View)?;
+                        placement::forget_pair(ctx.view, &cluster, node)
+                            .map_err(SyncError::View)?;
                         continue;
                     }
                     Lookup::Unknown => continue,
                 };
                 // One tenant failing must not hold the others back: finish the fan-out, then retry.
-                if let Err(err) = sync_tenant_node(ctx.view, &tenant, node, self.vn_agent_port).await {
+                if let Err(err) =
+                    sync_tenant_node(ctx.view, &tenant, node, self.vn_agent_port).await
+                {
                     tracing::debug!(%cluster, %node, error = %err, "virtual node not synced");
                     first_error.get_or_insert(err);
                 }
@@ -193,12 +198,21 @@ pub async fn sync_tenant_node(
                     Created::Yes(created) => {
                         count_write(KIND_NODE, "tenant", "create");
                         record(view, cluster, name, Some(&created))?;
-                        if placement::pair(view, cluster, name).map_err(SyncError::View)?.is_none() {
-                            placement::set_pair(view, cluster, name, None).map_err(SyncError::View)?;
+                        if placement::pair(view, cluster, name)
+                            .map_err(SyncError::View)?
+                            .is_none()
+                        {
+                            placement::set_pair(view, cluster, name, None)
+                                .map_err(SyncError::View)?;
                         }
                         if lease::should_renew(Some(&s)) {
-                            lifecycle::renew_lease(view, tenant, name, created.metadata.uid.as_deref())
-                                .await?;
+                            lifecycle::renew_lease(
+                                view,
+                                tenant,
+                                name,
+                                created.metadata.uid.as_deref(),
+                            )
+                            .await?;
                         }
                     }
                     Created::AlreadyExists => refresh(&api, view, cluster, name).await?,
@@ -207,8 +221,13 @@ pub async fn sync_tenant_node(
             (Some(s), Some(t)) => {
                 if pair.is_none() && pods == 0 {
                     // A virtual node nobody asked for (left over): collect it after the grace period.
-                    placement::set_pair(view, cluster, name, Some(crate::source::mapping::now_micros()))
-                        .map_err(SyncError::View)?;
+                    placement::set_pair(
+                        view,
+                        cluster,
+                        name,
+                        Some(crate::source::mapping::now_micros()),
+                    )
+                    .map_err(SyncError::View)?;
                 }
                 let changes = node::changes(&t, &s, vn_agent_port);
                 if changes.is_empty() {
@@ -312,7 +331,11 @@ pub async fn track_pod(ctx: &Ctx<'_>) -> Result<(), SyncError> {
 }
 
 /// Deletes tenant `tenant`'s virtual node `name` if it is one (uid precondition). Returns whether it is gone.
-pub async fn delete_virtual_node(view: &View, tenant: &Tenant, name: &str) -> Result<bool, SyncError> {
+pub async fn delete_virtual_node(
+    view: &View,
+    tenant: &Tenant,
+    name: &str,
+) -> Result<bool, SyncError> {
     let cluster = tenant.info.cluster_key.as_str();
     let api: Api<Node> = Api::all(tenant.client.clone());
     let live = writer::get(&api, target(cluster, name)).await?;

@@ -13,7 +13,9 @@ use serde_json::Value;
 use super::public;
 use crate::log::View;
 use crate::naming::LABEL_SUPER_PUBLIC;
-use crate::reconcile::resource::{Check, Ctx, Drift, Resource, SuperCtx, SuperLocation, SyncFuture};
+use crate::reconcile::resource::{
+    Check, Ctx, Drift, Resource, SuperCtx, SuperLocation, SyncFuture,
+};
 use crate::reconcile::writer::{self, Created, Target};
 use crate::reconcile::{Lookup, SyncError, Tenant, TenantInfo, count_write};
 use crate::record::{SUPER_CLUSTER, WorkKey};
@@ -74,7 +76,13 @@ impl Resource for PublicResource {
     }
 
     fn reconcile_up<'a>(&'a self, ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
-        Box::pin(sync_into(ctx.view, ctx.tenant, self.kind, &self.spec.resource, &ctx.key.name))
+        Box::pin(sync_into(
+            ctx.view,
+            ctx.tenant,
+            self.kind,
+            &self.spec.resource,
+            &ctx.key.name,
+        ))
     }
 
     fn reconcile_super<'a>(&'a self, ctx: &'a SuperCtx<'a>) -> SyncFuture<'a> {
@@ -86,7 +94,15 @@ impl Resource for PublicResource {
                 let Lookup::Active(tenant) = ctx.tenants.lookup(&cluster) else {
                     continue;
                 };
-                if let Err(err) = sync_into(ctx.view, &tenant, self.kind, &self.spec.resource, &ctx.key.name).await {
+                if let Err(err) = sync_into(
+                    ctx.view,
+                    &tenant,
+                    self.kind,
+                    &self.spec.resource,
+                    &ctx.key.name,
+                )
+                .await
+                {
                     tracing::debug!(%cluster, kind = self.kind, name = %ctx.key.name, error = %err, "public object not synced");
                     first_error.get_or_insert(err);
                 }
@@ -106,7 +122,9 @@ impl Resource for PublicResource {
         let super_public = check.super_object.filter(|s| public::is_public(s));
         let tenant_ours = check.tenant_object.filter(|t| public::is_ours(t));
         match (tenant_ours, super_public) {
-            (None, Some(_)) if check.tenant_object.is_none() => Drift::Different("public object missing"),
+            (None, Some(_)) if check.tenant_object.is_none() => {
+                Drift::Different("public object missing")
+            }
             (Some(_), None) => Drift::Different("public object withdrawn"),
             (Some(t), Some(s)) if public::update(t, &public::tenant_copy(s)).is_some() => {
                 Drift::Different("public object")
@@ -123,7 +141,13 @@ fn read(view: &View, cluster: &str, kind: &str, name: &str) -> Result<Option<Val
         .map(|s| s.object))
 }
 
-fn record(view: &View, cluster: &str, kind: &str, name: &str, obj: Option<&DynamicObject>) -> Result<(), SyncError> {
+fn record(
+    view: &View,
+    cluster: &str,
+    kind: &str,
+    name: &str,
+    obj: Option<&DynamicObject>,
+) -> Result<(), SyncError> {
     let value = obj
         .map(serde_json::to_value)
         .transpose()
@@ -263,7 +287,10 @@ pub async fn sync_public_objects_into(view: &View, tenant: &Tenant) -> Result<()
             record(view, cluster, res.kind, &name, Some(&obj))?;
             names.push(name);
         }
-        for (_, name, _) in view.list(SUPER_CLUSTER, res.kind).map_err(SyncError::View)? {
+        for (_, name, _) in view
+            .list(SUPER_CLUSTER, res.kind)
+            .map_err(SyncError::View)?
+        {
             if !names.contains(&name) {
                 names.push(name);
             }

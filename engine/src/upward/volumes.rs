@@ -10,7 +10,9 @@ use kube::Api;
 use super::{KIND_PV, pv};
 use crate::log::View;
 use crate::naming::{self, ANNOTATION_UID};
-use crate::reconcile::resource::{Check, Ctx, Drift, Resource, SuperCtx, SuperLocation, SyncFuture};
+use crate::reconcile::resource::{
+    Check, Ctx, Drift, Resource, SuperCtx, SuperLocation, SyncFuture,
+};
 use crate::reconcile::writer::{self, Created, Target};
 use crate::reconcile::{KIND_NAMESPACE, Lookup, SyncError, Tenant, TenantInfo, count_write};
 use crate::record::{SUPER_CLUSTER, WorkKey};
@@ -96,7 +98,10 @@ impl Resource for VolumeResource {
 
 /// The tenant owning a super PV: (cluster key, tenant namespace, claim name), while the PV is bound to a claim
 /// in one of the tenant's super namespaces.
-fn owner(view: &View, super_pv: &PersistentVolume) -> Result<Option<(String, String, String)>, SyncError> {
+fn owner(
+    view: &View,
+    super_pv: &PersistentVolume,
+) -> Result<Option<(String, String, String)>, SyncError> {
     let phase = super_pv.status.as_ref().and_then(|s| s.phase.as_deref());
     if matches!(phase, Some("Released" | "Failed")) {
         return Ok(None);
@@ -116,7 +121,9 @@ fn owner(view: &View, super_pv: &PersistentVolume) -> Result<Option<(String, Str
 
 /// The uid of the tenant claim (the tenant object in the view, else the `uid` mark of its super copy).
 fn claim_uid(view: &View, cluster: &str, ns: &str, claim: &str) -> Result<String, SyncError> {
-    if let Some(t) = view.get(cluster, KIND_PVC, ns, claim).map_err(SyncError::View)?
+    if let Some(t) = view
+        .get(cluster, KIND_PVC, ns, claim)
+        .map_err(SyncError::View)?
         && !t.uid.is_empty()
     {
         return Ok(t.uid);
@@ -142,7 +149,12 @@ fn read(view: &View, cluster: &str, name: &str) -> Result<Option<PersistentVolum
         .and_then(|s| serde_json::from_value(s.object).ok()))
 }
 
-fn record(view: &View, cluster: &str, name: &str, obj: Option<&PersistentVolume>) -> Result<(), SyncError> {
+fn record(
+    view: &View,
+    cluster: &str,
+    name: &str,
+    obj: Option<&PersistentVolume>,
+) -> Result<(), SyncError> {
     let value = obj
         .map(serde_json::to_value)
         .transpose()

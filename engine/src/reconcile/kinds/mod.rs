@@ -29,7 +29,7 @@ use crate::source::KindSpec;
 /// Every known resource, opt-in ones included. Adding a kind = its module + one line here.
 #[must_use]
 pub fn catalogue() -> Vec<Arc<dyn Resource>> {
-    vec![
+    let mut list: Vec<Arc<dyn Resource>> = vec![
         Arc::new(namespace::NamespaceResource),
         Arc::new(pod::PodResource),
         Downward::<service::ServiceKind>::resource(),
@@ -41,7 +41,9 @@ pub fn catalogue() -> Vec<Arc<dyn Resource>> {
         Downward::<ingress::IngressKind>::resource(),
         Downward::<networkpolicy::NetworkPolicyKind>::resource(),
         Downward::<pdb::PdbKind>::resource(),
-    ]
+    ];
+    list.extend(crate::upward::resources());
+    list
 }
 
 /// A [`DownKind`] as a [`Resource`]: down and up run the generic executor, the check classifies the plan.

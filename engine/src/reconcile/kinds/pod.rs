@@ -24,7 +24,11 @@ impl Resource for PodResource {
     }
 
     fn reconcile_down<'a>(&'a self, ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
-        Box::pin(sync_pod::reconcile(ctx))
+        Box::pin(async move {
+            // Records the super pod's node and makes the tenant's virtual node exist before binding.
+            crate::upward::nodes::track_pod(ctx).await?;
+            sync_pod::reconcile(ctx).await
+        })
     }
 
     fn super_location(&self, tenant: &TenantInfo, key: &WorkKey) -> Option<SuperLocation> {
