@@ -294,7 +294,14 @@ mod tests {
         for r in catalogue() {
             let spec = r.spec();
             assert_eq!(spec.kind, r.kind());
-            assert!(spec.namespaced || r.kind() == "Namespace", "{}", r.kind());
+            // Cluster-scoped kinds: Namespace, and the upward kinds keyed under the super cluster.
+            assert!(
+                spec.namespaced
+                    || r.kind() == "Namespace"
+                    || spec.super_key == crate::source::SuperKey::Cluster,
+                "{}",
+                r.kind()
+            );
         }
     }
 }
