@@ -3,7 +3,8 @@
 //!
 //! * Lifecycle: register → the tenant's pods sync; the same spec again changes nothing; translation both
 //!   ways; a deleted pod is invalidated on the translation stream; restart → still served, same
-//!   registration; unregister → the super namespaces are deleted and the tenant leaves List and Watch.
+//!   registration; unregister → the super namespaces are deleted and the tenant leaves List and Watch;
+//!   register again → its pods (bound ones of the first registration and a new one) are synced again.
 //! * Refusals: clients without a certificate, with a certificate of another CA or in plain text; malformed
 //!   requests (INVALID_ARGUMENT), unknown tenants (NOT_FOUND), a statically configured VC (FAILED_PRECONDITION).
 
@@ -285,6 +286,52 @@ async fn registered_tenants_sync_unregister_cleans_up_and_registrations_survive_
         .err()
         .context("an unregistered tenant must not translate")?;
     assert_eq!(err.code(), Code::NotFound);
+
+    // Register the same VC again: its sources start from scratch, so the pods it still has (p2, p3) and a
+    // new one (p4) are synced into a fresh super namespace. The cleanup may still be finishing: UNAVAILABLE
+    // until it is done.
+    let again = wait_for("vc-2 registered again", 60, || {
+        let mut registry = registry.clone();
+        let spec = spec.clone();
+        async move {
+            match registry.register(register(&spec)).await {
+                Ok(r) => Ok(Some(r.into_inner())),
+                Err(s) if s.code() == Code::Unavailable => Ok(None),
+                Err(s) => Err(s.into()),
+            }
+        }
+    })
+    .await?;
+    assert_eq!(again.cluster_key, key);
+    assert!(again.changed, "a re-registration starts the tenant again");
+    create_pod(&t2, "app", "p4", json!({}), json!({})).await?;
+    wait_for(
+        "vc-2's old and new pods in the super cluster again",
+        60,
+        || {
+            let (sup, ns) = (sup.clone(), super_ns.clone());
+            async move {
+                for pod in ["p2", "p3", "p4"] {
+                    if super_pod(&sup, &ns, pod).await?.is_none() {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(()))
+            }
+        },
+    )
+    .await
+    .inspect_err(|_| print_log(&data))?;
+    wait_for("vc-2 syncing again", 60, || {
+        let mut registry = registry.clone();
+        let key = key.clone();
+        async move {
+            Ok(status_of(&mut registry, &key)
+                .await?
+                .filter(|s| s.phase == v1::TenantPhase::Syncing as i32 && s.objects_synced >= 4))
+        }
+    })
+    .await?;
 
     Ok(())
 }

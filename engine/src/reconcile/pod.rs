@@ -17,6 +17,10 @@
 //! * tenant pod gone → super pod deleted (after a live check that the tenant pod is really gone);
 //! * super pod deleting or gone while the tenant pod is bound → tenant pod deleted (grace mirrored, or 0);
 //!   while it is not bound → the super pod is re-created once the old one is gone.
+//! * Exception: a bound tenant pod records the uid of the super namespace its copy lives in
+//!   ([`ANNOTATION_SUPER_NAMESPACE_UID`]). When that namespace itself is gone (the tenant was unregistered,
+//!   which deletes its super namespaces, and registered again), the missing super pod was not evicted: it is
+//!   created again, on the node the tenant pod is bound to.
 //!
 //! Safety: only a super pod whose marks name this tenant and namespace is ever written ([`Ownership`]). One
 //! whose uid mark names an older tenant pod (deleted and re-created under the same name, as StatefulSets do)
@@ -38,6 +42,11 @@ pub const REASON_INVALID: &str = "InvalidPod";
 pub const REASON_SYNC_REJECTED: &str = "SyncRejected";
 /// Event reason for a tenant pod whose super name is taken by an object the syncer does not own.
 pub const REASON_NAME_CONFLICT: &str = "SuperNameConflict";
+
+/// Annotation on a bound tenant pod: uid of the super namespace its super copy was in. A bound tenant pod
+/// without a super pod is deleted (mirroring the super pod's loss) only while this namespace is the current
+/// one; a pod bound through an earlier incarnation of its super namespace gets its copy created again.
+pub const ANNOTATION_SUPER_NAMESPACE_UID: &str = "tenancy.x-k8s.io/super-namespace-uid";
 
 /// One write the reconcile of a pod needs, in execution order.
 #[derive(Clone, Debug, PartialEq)]
@@ -229,7 +238,7 @@ fn deleting(pod: &Pod) -> bool {
 /// The writes that bring the super pod and the tenant pod in line; empty when both are in sync.
 ///
 /// `tenant_pod` and `super_pod` are the latest known states (`None` = absent), `super_namespace` the
-/// translated namespace.
+/// translated namespace and `super_namespace_uid` its uid when it is known to exist.
 #[must_use]
 pub fn plan(
     tenant_pod: Option<&Pod>,
@@ -237,6 +246,7 @@ pub fn plan(
     tenant: &TenantInfo,
     tenant_namespace: &str,
     super_namespace: &str,
+    super_namespace_uid: Option<&str>,
 ) -> Vec<PodAction> {
     let ownership = super_pod.map(|s| metadata::ownership(&s.metadata, tenant, tenant_namespace));
     let Some(t) = tenant_pod else {
@@ -255,7 +265,7 @@ pub fn plan(
     let t_uid = t.metadata.uid.clone().unwrap_or_default();
     match (super_pod, ownership) {
         (Some(s), Some(Ownership::Ours { tenant_uid })) if tenant_uid == t_uid => {
-            plan_both(t, s, tenant, super_namespace)
+            plan_both(t, s, tenant, super_namespace, super_namespace_uid)
         }
         (Some(s), Some(Ownership::Ours { tenant_uid })) => {
             // A copy of an older tenant pod of the same name: replace it once that one is verifiably gone.
@@ -277,12 +287,32 @@ pub fn plan(
                 t.metadata.name.as_deref().unwrap_or_default()
             ),
         }],
-        (None, _) => plan_missing_super(t, tenant, super_namespace),
+        (None, _) => plan_missing_super(t, tenant, super_namespace, super_namespace_uid),
     }
 }
 
 /// Tenant pod present, no super pod.
-fn plan_missing_super(t: &Pod, tenant: &TenantInfo, super_namespace: &str) -> Vec<PodAction> {
+fn plan_missing_super(
+    t: &Pod,
+    tenant: &TenantInfo,
+    super_namespace: &str,
+    super_namespace_uid: Option<&str>,
+) -> Vec<PodAction> {
+    if !deleting(t)
+        && bound_by_syncer(t)
+        && let Some(through) = bound_through(t)
+        && super_namespace_uid != Some(through)
+    {
+        // Its copy went with an earlier incarnation of the super namespace (the tenant was removed and
+        // registered again): nothing evicted it, so it is created again where the tenant pod is bound.
+        return match recreate_on_node(t, tenant, super_namespace) {
+            Ok(pod) => vec![PodAction::CreateSuper(Box::new(pod))],
+            Err(rejection) => vec![PodAction::Report {
+                reason: REASON_INVALID,
+                message: rejection.to_string(),
+            }],
+        };
+    }
     if deleting(t) || bound_by_syncer(t) {
         // Its super pod is gone: finish (or mirror) the deletion in the tenant.
         return vec![PodAction::DeleteTenant {
@@ -303,8 +333,39 @@ fn plan_missing_super(t: &Pod, tenant: &TenantInfo, super_namespace: &str) -> Ve
     }
 }
 
+/// The super namespace uid recorded on a bound tenant pod ([`ANNOTATION_SUPER_NAMESPACE_UID`]).
+#[must_use]
+pub fn bound_through(tenant_pod: &Pod) -> Option<&str> {
+    tenant_pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_SUPER_NAMESPACE_UID))
+        .map(String::as_str)
+        .filter(|u| !u.is_empty())
+}
+
+/// The super copy of a tenant pod already bound to a node, placed on that node (no scheduling).
+fn recreate_on_node(
+    tenant_pod: &Pod,
+    tenant: &TenantInfo,
+    super_namespace: &str,
+) -> Result<Pod, Rejection> {
+    let mut pod = translate(tenant_pod, tenant, super_namespace)?;
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.node_name = node_name(tenant_pod).map(str::to_owned);
+    }
+    Ok(pod)
+}
+
 /// Both present, the super pod is this tenant pod's copy.
-fn plan_both(t: &Pod, s: &Pod, tenant: &TenantInfo, super_namespace: &str) -> Vec<PodAction> {
+fn plan_both(
+    t: &Pod,
+    s: &Pod,
+    tenant: &TenantInfo,
+    super_namespace: &str,
+    super_namespace_uid: Option<&str>,
+) -> Vec<PodAction> {
     let mut actions = Vec::new();
     if deleting(t) {
         if !deleting(s) {
@@ -341,7 +402,28 @@ fn plan_both(t: &Pod, s: &Pod, tenant: &TenantInfo, super_namespace: &str) -> Ve
             node: node.to_owned(),
         });
     }
-    if let Some((labels, annotations)) = metadata::up_update(&s.metadata, &t.metadata, tenant) {
+    let meta = metadata::up_update(&s.metadata, &t.metadata, tenant);
+    let mut changed = meta.is_some();
+    let (labels, mut annotations) = meta.unwrap_or_else(|| {
+        (
+            t.metadata.labels.clone().unwrap_or_default(),
+            t.metadata.annotations.clone().unwrap_or_default(),
+        )
+    });
+    // Once bound, remember which super namespace the copy lives in (see `ANNOTATION_SUPER_NAMESPACE_UID`).
+    if let Some(uid) = super_namespace_uid.filter(|u| !u.is_empty())
+        && node_name(s).is_some()
+        && !deleting(t)
+        && !deleting(s)
+        && annotations
+            .get(ANNOTATION_SUPER_NAMESPACE_UID)
+            .map(String::as_str)
+            != Some(uid)
+    {
+        annotations.insert(ANNOTATION_SUPER_NAMESPACE_UID.into(), uid.to_owned());
+        changed = true;
+    }
+    if changed {
         actions.push(PodAction::UpdateTenantMeta {
             labels,
             annotations,
@@ -413,7 +495,7 @@ mod tests {
     }
 
     fn run(t: Option<&Pod>, s: Option<&Pod>) -> Vec<PodAction> {
-        plan(t, s, &tenant(), "web", SNS)
+        plan(t, s, &tenant(), "web", SNS, None)
     }
 
     #[test]
@@ -560,6 +642,82 @@ mod tests {
             run(Some(&t), None).as_slice(),
             [PodAction::CreateSuper(_)]
         ));
+    }
+
+    fn bound_through_ns(mut t: Pod, uid: &str) -> Pod {
+        t.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(ANNOTATION_SUPER_NAMESPACE_UID.into(), uid.into());
+        t
+    }
+
+    #[test]
+    fn binding_records_the_super_namespace_uid_on_the_tenant_pod() {
+        let t = tenant_pod();
+        let s = scheduled(super_pod_of(&t));
+        let bound = synced_tenant(&t, &s);
+        let actions = plan(Some(&bound), Some(&s), &tenant(), "web", SNS, Some("ns-1"));
+        let [PodAction::UpdateTenantMeta { annotations, .. }] = actions.as_slice() else {
+            panic!("expected one metadata update, got {actions:?}");
+        };
+        assert_eq!(
+            annotations
+                .get(ANNOTATION_SUPER_NAMESPACE_UID)
+                .map(String::as_str),
+            Some("ns-1")
+        );
+        let recorded = bound_through_ns(bound, "ns-1");
+        assert!(
+            plan(
+                Some(&recorded),
+                Some(&s),
+                &tenant(),
+                "web",
+                SNS,
+                Some("ns-1")
+            )
+            .is_empty()
+        );
+        // Not bound yet: nothing recorded.
+        let unscheduled = super_pod_of(&t);
+        assert!(
+            plan(
+                Some(&t),
+                Some(&unscheduled),
+                &tenant(),
+                "web",
+                SNS,
+                Some("ns-1")
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn bound_pod_whose_super_namespace_was_replaced_is_created_again_on_its_node() {
+        let t = tenant_pod();
+        let s = scheduled(super_pod_of(&t));
+        let bound = bound_through_ns(synced_tenant(&t, &s), "ns-old");
+        for current in [Some("ns-new"), None] {
+            let actions = plan(Some(&bound), None, &tenant(), "web", SNS, current);
+            let [PodAction::CreateSuper(pod)] = actions.as_slice() else {
+                panic!("expected a re-creation, got {actions:?}");
+            };
+            assert_eq!(
+                pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+                Some("node-1")
+            );
+            assert_eq!(pod.metadata.namespace.as_deref(), Some(SNS));
+        }
+        // Its super pod went away in the namespace it was bound through: the loss is mirrored.
+        assert_eq!(
+            plan(Some(&bound), None, &tenant(), "web", SNS, Some("ns-old")),
+            vec![PodAction::DeleteTenant {
+                grace: 0,
+                verify_super_gone: true
+            }]
+        );
     }
 
     #[test]

@@ -60,12 +60,18 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
                 return Ok(());
             }
         };
+        let namespace_uid =
+            match ctx.read::<Namespace>(SUPER_CLUSTER, KIND_NAMESPACE, "", &super_ns)? {
+                Read::Object(ns) => ns.metadata.uid,
+                Read::Absent | Read::Malformed { .. } => None,
+            };
         let actions = pod::plan(
             tenant_pod.as_ref(),
             super_pod.as_ref(),
             &ctx.tenant.info,
             &key.namespace,
             &super_ns,
+            namespace_uid.as_deref(),
         );
         if actions.is_empty() {
             return exec
@@ -306,6 +312,11 @@ impl PodSync<'_> {
         let Some(tenant) = tenant else {
             return Ok(Flow::Replan);
         };
+        if pod::bound_through(tenant) == Some(namespace_uid.as_str()) {
+            // The view did not know the namespace; it is the one the pod was bound through, so its super pod
+            // was lost in it (recorded now by `super_namespace_ready`): plan again.
+            return Ok(Flow::Replan);
+        }
         if let Some(sa) = token_service_account(tenant, &pod) {
             let outcome =
                 pod_token_secret::ensure(self.ctx, &self.super_ns, &namespace_uid, &sa).await?;

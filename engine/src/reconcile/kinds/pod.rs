@@ -51,6 +51,9 @@ impl Resource for PodResource {
             check.tenant,
             &check.key.namespace,
             &super_ns,
+            // Unknown here: no drift is made of the namespace annotation; a bound pod without its copy is
+            // drift either way (the repair decides between re-creating it and deleting the tenant pod).
+            None,
         );
         let mut drift = Drift::InSync;
         for action in &actions {
