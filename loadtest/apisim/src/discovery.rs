@@ -85,6 +85,9 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
         });
         match *sub {
             "binding" => entry["kind"] = json!("Binding"),
+            "exec" => entry["kind"] = json!("PodExecOptions"),
+            "attach" => entry["kind"] = json!("PodAttachOptions"),
+            "portforward" => entry["kind"] = json!("PodPortForwardOptions"),
             "scale" => {
                 entry["kind"] = json!("Scale");
                 entry["group"] = json!("autoscaling");

@@ -100,9 +100,15 @@ impl Kubelet {
         let mut nodes = Vec::new();
         for i in 0..config.nodes {
             let name = format!("{}{i}", config.node_name_prefix);
-            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 18, 0, 2)) + i as u32).to_string();
+            let ip =
+                Ipv4Addr::from(u32::from(config.first_node_ip).wrapping_add(i as u32)).to_string();
             let base = pod_base.wrapping_add((i as u32) << 8);
-            let node = node_object(&name, &ip, &Ipv4Addr::from(base).to_string());
+            let node = node_object(
+                &name,
+                &ip,
+                &Ipv4Addr::from(base).to_string(),
+                config.kubelet_port,
+            );
             let created = create_object(state, &node_rt, node).map_err(|e| e.message)?;
             let uid = created
                 .value()
@@ -407,7 +413,7 @@ impl Kubelet {
     }
 }
 
-fn node_object(name: &str, ip: &str, pod_cidr_base: &str) -> Value {
+fn node_object(name: &str, ip: &str, pod_cidr_base: &str, kubelet_port: u16) -> Value {
     let now = crate::handlers::now_rfc3339();
     let condition = |t: &str, status: &str, reason: &str, message: &str| {
         json!({"type": t, "status": status, "reason": reason, "message": message,
@@ -435,7 +441,7 @@ fn node_object(name: &str, ip: &str, pod_cidr_base: &str) -> Value {
                 condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
             "nodeInfo": {
                 "machineID": "", "systemUUID": "", "bootID": "",
                 "kernelVersion": "6.1.0-apisim", "osImage": "apisim simulated node", "containerRuntimeVersion": "containerd://1.7.0",

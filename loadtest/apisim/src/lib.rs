@@ -15,7 +15,9 @@
 //! `filter` + `selectors` (what a list or watch selects), `patch`, `validation`, `services` + `ipalloc`, `tables` + `table`, `openapi_routes` +
 //! `openapi`, `discovery`, `protobuf` (request decoding for a few kinds), `status` (error bodies), `admin`
 //! (runtime control endpoint). Built-in controllers:
-//! `namespace_lifecycle` (namespace termination), `kubelet` (scheduler + kubelet).
+//! `namespace_lifecycle` (namespace termination), `kubelet` (scheduler + kubelet). `podproxy`: `pods/log`,
+//! `pods/exec`, `pods/attach` and `pods/portforward` proxied to the node's kubelet over HTTPS with a
+//! configured client certificate (`SimConfig::kubelet_client`), upgrades spliced, like kube-apiserver.
 //!
 //! What is simulated, beyond plain CRUD: defaults and admission for pods (service account token volume,
 //! default tolerations, QoS class), services (ClusterIP/NodePort allocation, defaults) and deployments;
@@ -47,6 +49,7 @@ pub mod namespace_lifecycle;
 pub mod openapi;
 pub mod openapi_routes;
 pub mod patch;
+pub mod podproxy;
 pub mod protobuf;
 pub mod registry;
 pub mod resource_type;
@@ -96,6 +99,9 @@ pub struct SimConfig {
     pub max_body_bytes: usize,
     /// Serve HTTPS with this certificate instead of plain HTTP (`None`, the default).
     pub tls: Option<tls::TlsConfig>,
+    /// How `pods/log|exec|attach|portforward` reach node kubelets (client certificate, CA); `None` (the
+    /// default): those requests fail like an unreachable kubelet once the pod and node are resolved.
+    pub kubelet_client: Option<podproxy::KubeletClientConfig>,
 }
 
 impl Default for SimConfig {
@@ -110,14 +116,15 @@ impl Default for SimConfig {
             faults: faults::FaultConfig::default(),
             max_body_bytes: 3 * 1024 * 1024,
             tls: None,
+            kubelet_client: None,
         }
     }
 }
 
 /// Configuration of the built-in scheduler + kubelet.
 ///
-/// `Default`: 3 nodes named `node-0`.., pod IPs from `10.244.0.0/16`, pods Running 100 ms after binding,
-/// node heartbeats (Lease renewals) every 10 s.
+/// `Default`: 3 nodes named `node-0`.. at `172.18.0.2`.. (kubelet port 10250), pod IPs from
+/// `10.244.0.0/16`, pods Running 100 ms after binding, node heartbeats (Lease renewals) every 10 s.
 #[derive(Clone, Debug)]
 pub struct KubeletConfig {
     /// Number of simulated nodes.
@@ -130,6 +137,11 @@ pub struct KubeletConfig {
     pub start_delay: Duration,
     /// Interval between node Lease renewals.
     pub heartbeat_interval: Duration,
+    /// InternalIP of the first node; node i gets this address + i (default `172.18.0.2`). A loopback
+    /// address (`127.x.y.z`) lets pod subresources reach a kubelet listening there.
+    pub first_node_ip: std::net::Ipv4Addr,
+    /// Kubelet port the nodes advertise (`status.daemonEndpoints.kubeletEndpoint.Port`, default 10250).
+    pub kubelet_port: u16,
 }
 
 impl Default for KubeletConfig {
@@ -140,6 +152,8 @@ impl Default for KubeletConfig {
             pod_cidr: "10.244.0.0/16".to_string(),
             start_delay: Duration::from_millis(100),
             heartbeat_interval: Duration::from_secs(10),
+            first_node_ip: std::net::Ipv4Addr::new(172, 18, 0, 2),
+            kubelet_port: 10250,
         }
     }
 }

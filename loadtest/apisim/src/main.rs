@@ -25,13 +25,16 @@ update (conflicts), JSON/merge/strategic merge patch, delete with finalizers and
 namespace termination, the status subresource, ClusterIP/NodePort allocation, discovery, server-side
 Table output and OpenAPI documents for kubectl; optionally a scheduler + kubelet that bind pods to
 simulated nodes and report them Running (--nodes), and injected faults (--fault-500, --fault-429,
---latency-ms).
+--latency-ms). With --kubelet-certificate-authority (and --kubelet-client-certificate/--kubelet-client-key),
+pods/log, pods/exec, pods/attach and pods/portforward are proxied to the node's kubelet over HTTPS like
+kube-apiserver does (node address by --kubelet-preferred-address-types, port from the node's
+daemonEndpoints; loopback kubelets only).
 
 Run-time control of each instance: GET/PUT /apisim/v1/faults (JSON fault configuration, e.g.
 {\"error500Fraction\": 0.1, \"watchCutAfterEvents\": 100}), POST /apisim/v1/force-gone (the next watch gets
 410 Gone), POST /apisim/v1/compact (forget watch history).
 
-What is not: TLS, authentication, authorization and admission (every request is allowed), server-side
+What is not: serving TLS from the command line, authentication, authorization and admission (every request is allowed), server-side
 apply, protobuf, garbage collection of dependents (propagationPolicy is accepted but owners' dependents
 are not deleted), controllers other than namespace termination and the optional scheduler/kubelet, and
 persistence (everything is lost when the process exits). No container ever runs.";
@@ -93,6 +96,53 @@ struct ServeArgs {
     context: String,
     #[command(flatten)]
     instance: InstanceArgs,
+    #[command(flatten)]
+    kubelet: KubeletArgs,
+}
+
+/// How pod subresources reach node kubelets (the kube-apiserver flags of the same names).
+#[derive(Args, Debug, Clone)]
+struct KubeletArgs {
+    /// PEM CA that kubelet serving certificates must chain to; enables pods/log|exec|attach|portforward.
+    #[arg(long)]
+    kubelet_certificate_authority: Option<PathBuf>,
+    /// PEM client certificate presented to kubelets.
+    #[arg(long, requires = "kubelet_client_key")]
+    kubelet_client_certificate: Option<PathBuf>,
+    /// PEM key of --kubelet-client-certificate.
+    #[arg(long, requires = "kubelet_client_certificate")]
+    kubelet_client_key: Option<PathBuf>,
+    /// Node address types tried in order to reach a kubelet.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "InternalIP,ExternalIP,Hostname"
+    )]
+    kubelet_preferred_address_types: Vec<String>,
+}
+
+impl KubeletArgs {
+    fn config(&self) -> anyhow::Result<Option<apisim::podproxy::KubeletClientConfig>> {
+        let Some(ca) = &self.kubelet_certificate_authority else {
+            if self.kubelet_client_certificate.is_some() {
+                bail!("--kubelet-client-certificate needs --kubelet-certificate-authority");
+            }
+            return Ok(None);
+        };
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).with_context(|| format!("failed to read {}", p.display()))
+        };
+        let mut config =
+            apisim::podproxy::KubeletClientConfig::new(read(ca)?, String::new(), String::new());
+        config.client_cert_pem = self
+            .kubelet_client_certificate
+            .as_ref()
+            .map(read)
+            .transpose()?;
+        config.client_key_pem = self.kubelet_client_key.as_ref().map(read).transpose()?;
+        config.preferred_address_types = self.kubelet_preferred_address_types.clone();
+        Ok(Some(config))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -164,7 +214,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.instance.config(args.port)?;
+    let mut config = args.instance.config(args.port)?;
+    config.kubelet_client = args.kubelet.config()?;
     let sim = Simulator::start(config)
         .await
         .context("failed to start the simulated API server")?;

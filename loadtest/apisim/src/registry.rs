@@ -144,7 +144,13 @@ pub fn storage_key(rt: &ResourceType) -> String {
 /// Extra subresources (besides `status`) of a type, with their verbs, for discovery and routing.
 pub fn extra_subresources(rt: &ResourceType) -> &'static [(&'static str, &'static [&'static str])] {
     match (rt.group.as_str(), rt.plural.as_str()) {
-        ("", "pods") => &[("binding", &["create"])],
+        ("", "pods") => &[
+            ("binding", &["create"]),
+            ("log", &["get"]),
+            ("exec", &["create", "get"]),
+            ("attach", &["create", "get"]),
+            ("portforward", &["create", "get"]),
+        ],
         ("", "serviceaccounts") => &[("token", &["create"])],
         ("", "namespaces") => &[("finalize", &["update"])],
         ("", "replicationcontrollers")

@@ -111,6 +111,7 @@ where
     if let Err(e) = http1::Builder::new()
         .keep_alive(true)
         .serve_connection(io, service)
+        .with_upgrades()
         .await
     {
         tracing::debug!(error = %e, "connection ended with an error");
@@ -192,8 +193,7 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> 
 }
 
 async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let route = routing::route(parts.uri.path());
+    let route = routing::route(req.uri().path());
     let exempt = matches!(route, Route::Health | Route::Admin(_));
     if !exempt {
         if let Some(delay) = state.faults.latency() {
@@ -207,6 +207,12 @@ async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Response<Body> 
             }
         }
     }
+    if let Route::Resource(path) = &route
+        && let Some(sub) = crate::podproxy::proxied(path)
+    {
+        return crate::podproxy::handle(&state, path, sub, req).await;
+    }
+    let (parts, body) = req.into_parts();
     let body = match read_body(body, state.config.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),

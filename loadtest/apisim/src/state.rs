@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 
 use crate::SimConfig;
 use crate::faults::Faults;
+use crate::podproxy::KubeletClient;
 use crate::registry::Registry;
 use crate::services::ServiceAllocator;
 use crate::store::Store;
@@ -23,6 +24,7 @@ pub struct ApiState {
     pub services: Mutex<ServiceAllocator>,
     /// Injected faults.
     pub faults: Arc<Faults>,
+    kubelet_client: Option<Arc<KubeletClient>>,
     addr: SocketAddr,
 }
 
@@ -31,7 +33,12 @@ impl ApiState {
     pub fn new(config: SimConfig, addr: SocketAddr) -> Result<Arc<ApiState>, crate::SimError> {
         let services = ServiceAllocator::new(&config.service_cidr, config.node_port_range)
             .map_err(|e| crate::SimError::Config(e.to_string()))?;
+        let kubelet_client = match &config.kubelet_client {
+            Some(c) => Some(Arc::new(KubeletClient::new(c)?)),
+            None => None,
+        };
         Ok(Arc::new(ApiState {
+            kubelet_client,
             store: Store::new(config.history_window),
             registry: Registry::new(),
             services: Mutex::new(services),
@@ -39,6 +46,11 @@ impl ApiState {
             config,
             addr,
         }))
+    }
+
+    /// The client for node kubelets (pod subresource proxying), if configured.
+    pub fn kubelet_client(&self) -> Option<&Arc<KubeletClient>> {
+        self.kubelet_client.as_ref()
     }
 
     /// The listening address.

@@ -177,6 +177,74 @@ impl ApiError {
         err
     }
 
+    /// 422 Invalid for an options kind that is no stored type (e.g. `PodLogOptions "web" is invalid: ...`).
+    pub fn invalid_kind(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> ApiError {
+        let summary: Vec<String> = causes
+            .iter()
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
+            .collect();
+        let joined = if summary.len() == 1 {
+            summary.join("")
+        } else {
+            format!("[{}]", summary.join(", "))
+        };
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let mut err = ApiError::new(
+            422,
+            "Invalid",
+            format!("{qualified} \"{name}\" is invalid: {joined}"),
+        );
+        err.details.name = Some(name.to_string());
+        err.details.group = Some(group.to_string());
+        err.details.kind = Some(kind.to_string());
+        err.details.causes = causes;
+        err
+    }
+
+    /// 500 with no reason: what the real server answers for an error that is not an API status (a failed
+    /// dial to a kubelet, for instance: the message is the Go error text).
+    pub fn unknown_internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "", message)
+    }
+
+    /// An error the server relays from a backend (a kubelet) that answered `code` with `body`, as
+    /// `errors.NewGenericServerResponse` builds it for `resource` (e.g. `pods/log`) and `name`.
+    pub fn generic_server_response(code: u16, resource: &str, name: &str, body: &str) -> ApiError {
+        let (reason, message) = match code {
+            400 => ("BadRequest", "the server rejected our request for an unknown reason".to_string()),
+            401 => ("Unauthorized", "the server has asked for the client to provide credentials".to_string()),
+            403 => ("Forbidden", body.to_string()),
+            404 => ("NotFound", "the server could not find the requested resource".to_string()),
+            405 => ("MethodNotAllowed", "the server does not allow this method on the requested resource".to_string()),
+            409 => ("Conflict", "the server reported a conflict".to_string()),
+            422 => ("Invalid", "the server rejected our request due to an error in our request".to_string()),
+            429 => ("TooManyRequests", "the server has received too many requests and has asked us to try again later".to_string()),
+            503 => ("ServiceUnavailable", "the server is currently unable to handle the request".to_string()),
+            504 => ("Timeout", "the server was unable to return a response in the time allotted, but may still be processing the request".to_string()),
+            c if c >= 500 => ("InternalError", format!("an error on the server ({body:?}) has prevented the request from succeeding")),
+            c => ("", format!("the server responded with the status code {c} but did not return more information")),
+        };
+        let mut err = ApiError::new(code, reason, format!("{message} ( {resource} {name})"));
+        err.details.name = Some(name.to_string());
+        err.details.kind = Some(resource.to_string());
+        err.details.causes = vec![Cause {
+            reason: "UnexpectedServerResponse".to_string(),
+            message: body.to_string(),
+            field: String::new(),
+        }];
+        err
+    }
+
     /// A `FieldValueInvalid` cause: `Invalid value: "v": msg`.
     pub fn invalid_value_cause(field: &str, value: &str, msg: &str) -> Cause {
         Cause {
@@ -356,6 +424,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty()
+            && let Some(status) = status.as_object_mut()
+        {
+            // `reason` is omitted when empty (StatusReasonUnknown), as Go's `omitempty` does.
+            status.remove("reason");
+        }
         if !details.is_empty() {
             status["details"] = Value::Object(details);
         }
