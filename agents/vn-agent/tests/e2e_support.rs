@@ -1,0 +1,528 @@
+//! End-to-end rig: a simulated super cluster with one node, the real syncer in this process (sled log,
+//! shards, sources, its gRPC API over mutual TLS with the PKI it generates), simulated tenant clusters
+//! registered with it over gRPC (each with a kubelet-client CA), a simulated kubelet and the vn-agent.
+//!
+//! The path of a tenant `kubectl logs`:
+//! tenant apisim `pods/log` → virtual node (InternalIP + kubelet port, written by the syncer) → vn-agent
+//! (tenant's kubelet-client certificate, CN = cluster key, verified against the CA the tenant registered) →
+//! syncer `Translation.ToSuper` → simulated kubelet `/containerLogs/{super ns}/{super pod}/{c}`.
+//!
+//! The virtual node advertises the syncer's default vn-agent port (10550). So that tests can run side by
+//! side, each rig gives its super node its own loopback address (`127.x.y.z`) and the agent listens on that
+//! address, port 10550.
+#![allow(dead_code, missing_docs)]
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use apisim::podproxy::KubeletClientConfig;
+use apisim::{KubeletConfig, SimConfig, Simulator};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::Api;
+use kube::api::PostParams;
+use parking_lot::Mutex;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::ServerName;
+use serde_json::json;
+use syncer::app::{Syncer, SyncerOptions};
+use syncer::grpc::GrpcOptions;
+use syncer::pipeline::PipelineConfig;
+use syncer::reconcile::{Resources, SyncReconciler, Tenants};
+use syncer::source::SourceConfig;
+use tenancy_proto::pki::{CertificateAuthority, IssuedCert, PkiFiles, default_server_names};
+use tenancy_proto::tls::{self as grpc_tls, DEFAULT_SERVER_NAME};
+use tenancy_proto::v1;
+use tenancy_proto::v1::tenant_registry_client::TenantRegistryClient;
+use vn_agent::{
+    Agent, AgentConfig, forward::KubeletForwarder, identity::TenantCas, tls, translate::Translator,
+};
+
+/// The port virtual nodes advertise by default (the syncer's `DEFAULT_VN_AGENT_PORT`).
+pub const VN_AGENT_PORT: u16 = 10550;
+/// Name of the super cluster's only node.
+pub const NODE: &str = "node-0";
+
+/// Polls `check` every 50 ms until it yields a value; panics after 60 s.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A loopback address of this rig's own (127.a.b.c, never 127.0.0.1), from the process id and the clock.
+fn own_loopback_ip() -> Ipv4Addr {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mix = (std::process::id().wrapping_mul(2_654_435_761)) ^ nanos;
+    let [_, a, b, c] = mix.to_be_bytes();
+    Ipv4Addr::new(127, a.max(1), b, c.clamp(2, 254))
+}
+
+/// One tenant control plane.
+pub struct TenantEnv {
+    pub name: String,
+    pub key: String,
+    pub sim: Simulator,
+    pub client: kube::Client,
+    pub kubeconfig: PathBuf,
+    /// The tenant API server's kubelet-client certificate (CN = cluster key).
+    pub kubelet_cert: IssuedCert,
+    pub kubelet_ca: CertificateAuthority,
+}
+
+/// What the simulated kubelet saw.
+#[derive(Default)]
+pub struct KubeletSeen {
+    pub paths: Mutex<Vec<String>>,
+    pub follow_closed: AtomicBool,
+}
+
+struct ClosedOnDrop(Arc<KubeletSeen>);
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        self.0.follow_closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The log line `n` the simulated kubelet writes for a super pod.
+pub fn log_line(super_ns: &str, pod: &str, n: u64) -> String {
+    format!("{super_ns}/{pod} line {n}")
+}
+
+type KBody = BoxBody<Bytes, Infallible>;
+
+/// The simulated kubelet: `/containerLogs/{ns}/{pod}/{c}` answers [`log_line`]s naming the pod it was asked
+/// for (two lines; `follow=true`: one every 20 ms until the caller leaves); anything else 404.
+async fn kubelet_handle(
+    seen: Arc<KubeletSeen>,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<KBody>, Infallible> {
+    seen.paths.lock().push(req.uri().to_string());
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.split('/').collect();
+    let ["", "containerLogs", ns, pod, _container] = segments.as_slice() else {
+        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"not found")).boxed());
+        *resp.status_mut() = http::StatusCode::NOT_FOUND;
+        return Ok(resp);
+    };
+    let (ns, pod) = (ns.to_string(), pod.to_string());
+    if req.uri().query().is_some_and(|q| q.contains("follow=true")) {
+        let guard = ClosedOnDrop(seen.clone());
+        let lines = futures::stream::unfold((1u64, guard), move |(n, guard)| {
+            let line = format!("{}\n", log_line(&ns, &pod, n));
+            async move {
+                if n > 1 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(line))),
+                    (n + 1, guard),
+                ))
+            }
+        });
+        return Ok(http::Response::new(StreamBody::new(lines).boxed()));
+    }
+    let text = format!("{}\n{}\n", log_line(&ns, &pod, 1), log_line(&ns, &pod, 2));
+    Ok(http::Response::new(Full::new(Bytes::from(text)).boxed()))
+}
+
+/// Starts the simulated kubelet on 127.0.0.1 (serving certificate from `serving_ca`, client certificates
+/// required from `client_ca`).
+async fn start_kubelet(
+    serving_ca: &CertificateAuthority,
+    client_ca: &CertificateAuthority,
+    seen: Arc<KubeletSeen>,
+) -> SocketAddr {
+    let cert = serving_ca
+        .issue_server(&default_server_names(&[]))
+        .unwrap_or_else(|e| panic!("kubelet cert: {e}"));
+    let roots = tls::roots("kubelet client CA", client_ca.cert_pem())
+        .unwrap_or_else(|e| panic!("roots: {e}"));
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), tls::provider())
+        .build()
+        .unwrap_or_else(|e| panic!("verifier: {e}"));
+    let mut config = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("versions: {e}"))
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            tls::certs("kubelet cert", &cert.cert_pem).unwrap_or_else(|e| panic!("certs: {e}")),
+            tls::key("kubelet key", &cert.key_pem).unwrap_or_else(|e| panic!("key: {e}")),
+        )
+        .unwrap_or_else(|e| panic!("kubelet TLS: {e}"));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind kubelet: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("kubelet addr: {e}"));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service =
+                    hyper::service::service_fn(move |req| kubelet_handle(seen.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The whole system for one test.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub super_sim: Simulator,
+    pub super_client: kube::Client,
+    pub syncer: Option<Syncer>,
+    pub node_ip: Ipv4Addr,
+    pub tenants: Vec<TenantEnv>,
+    pub kubelet: Arc<KubeletSeen>,
+    pub agent_addr: SocketAddr,
+    pub agent_ca: CertificateAuthority,
+    pub cas: Arc<TenantCas>,
+}
+
+async fn client_of(yaml: &str) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml)
+        .unwrap_or_else(|e| panic!("parse kubeconfig: {e}"));
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+    kube::Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// The syncer in this process, gRPC API on 127.0.0.1 with the PKI it generates in `<data>/grpc`.
+async fn start_syncer(super_client: &kube::Client, data: &Path) -> Syncer {
+    let files = PkiFiles::ensure(&data.join("grpc"), &default_server_names(&[]))
+        .unwrap_or_else(|e| panic!("syncer PKI: {e}"));
+    let tls = files
+        .server_material()
+        .unwrap_or_else(|e| panic!("server material: {e}"));
+    let resources =
+        Resources::from_names(&["default"]).unwrap_or_else(|e| panic!("resources: {e}"));
+    let registry = Tenants::new();
+    let reconciler = Arc::new(
+        SyncReconciler::new(
+            super_client.clone(),
+            registry.clone(),
+            tokio::runtime::Handle::current(),
+        )
+        .with_resources(resources.clone()),
+    );
+    let mut pipeline = PipelineConfig::new(data.join("log"));
+    pipeline.shards = 2;
+    Syncer::start(
+        super_client.clone(),
+        &[],
+        registry,
+        reconciler,
+        SyncerOptions {
+            pipeline,
+            sources: SourceConfig::default().kinds(resources.kinds()),
+            grpc: Some(GrpcOptions {
+                addr: "127.0.0.1:0"
+                    .parse()
+                    .unwrap_or_else(|e| panic!("addr: {e}")),
+                tls: Some(tls),
+            }),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("start the syncer: {e}"))
+}
+
+impl World {
+    /// Starts everything with one tenant per name (VirtualCluster `default/<name>`) and waits until the
+    /// agent knows every tenant.
+    pub async fn start(tenant_names: &[&str]) -> World {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let node_ip = own_loopback_ip();
+        let super_sim = Simulator::start(SimConfig {
+            kubelet: Some(KubeletConfig {
+                nodes: 1,
+                first_node_ip: node_ip,
+                ..KubeletConfig::default()
+            }),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("super simulator: {e}"));
+        let super_client = client_of(&super_sim.kubeconfig_yaml("super")).await;
+        let syncer = start_syncer(&super_client, dir.path()).await;
+        let grpc_addr = syncer
+            .grpc_addr()
+            .unwrap_or_else(|| panic!("no gRPC address"));
+        let files = PkiFiles::in_dir(&dir.path().join("grpc"));
+        let material = files
+            .client_material()
+            .unwrap_or_else(|e| panic!("client material: {e}"));
+        let channel = grpc_tls::connect(
+            &grpc_addr.to_string(),
+            Some(material.client_config(DEFAULT_SERVER_NAME)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("gRPC channel: {e}"));
+
+        // The agent's serving certificate, valid for the node's address; tenants verify it with this CA.
+        let agent_ca = CertificateAuthority::generate().unwrap_or_else(|e| panic!("agent CA: {e}"));
+        let mut tenants = Vec::new();
+        for name in tenant_names {
+            let uid = format!("uid-{name}");
+            let key = tenancy_naming::cluster_key("default", name, &uid);
+            let kubelet_ca =
+                CertificateAuthority::generate().unwrap_or_else(|e| panic!("tenant CA: {e}"));
+            let kubelet_cert = kubelet_ca
+                .issue_client(&key)
+                .unwrap_or_else(|e| panic!("tenant kubelet-client cert: {e}"));
+            let sim = Simulator::start(SimConfig {
+                kubelet_client: Some(KubeletClientConfig::new(
+                    agent_ca.cert_pem().to_string(),
+                    kubelet_cert.cert_pem.clone(),
+                    kubelet_cert.key_pem.clone(),
+                )),
+                ..SimConfig::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("tenant simulator: {e}"));
+            let yaml = sim.kubeconfig_yaml(name);
+            let kubeconfig = dir.path().join(format!("{name}.kubeconfig"));
+            std::fs::write(&kubeconfig, &yaml).unwrap_or_else(|e| panic!("write kubeconfig: {e}"));
+            let registered = TenantRegistryClient::new(channel.clone())
+                .register(v1::RegisterRequest {
+                    spec: Some(v1::TenantSpec {
+                        vc: Some(v1::VirtualClusterRef::new("default", *name, &uid)),
+                        kubeconfig: yaml.clone(),
+                        kubelet_client_ca_pem: kubelet_ca.cert_pem().to_string(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("register: {e}"))
+                .into_inner();
+            assert_eq!(registered.cluster_key, key);
+            tenants.push(TenantEnv {
+                name: name.to_string(),
+                key,
+                client: client_of(&yaml).await,
+                sim,
+                kubeconfig,
+                kubelet_cert,
+                kubelet_ca,
+            });
+        }
+
+        // The node's kubelet and the agent in front of it.
+        let kubelet_ca =
+            CertificateAuthority::generate().unwrap_or_else(|e| panic!("kubelet CA: {e}"));
+        let kubelet_client_ca =
+            CertificateAuthority::generate().unwrap_or_else(|e| panic!("kubelet client CA: {e}"));
+        let kubelet = Arc::new(KubeletSeen::default());
+        let kubelet_addr = start_kubelet(&kubelet_ca, &kubelet_client_ca, kubelet.clone()).await;
+        let agent_kubelet_cert = kubelet_client_ca
+            .issue_client("vn-agent")
+            .unwrap_or_else(|e| panic!("agent kubelet cert: {e}"));
+        let forwarder = KubeletForwarder::new(
+            kubelet_addr.to_string(),
+            ServerName::try_from("127.0.0.1").unwrap_or_else(|e| panic!("server name: {e}")),
+            tls::kubelet_client_config(
+                kubelet_ca.cert_pem(),
+                &agent_kubelet_cert.cert_pem,
+                &agent_kubelet_cert.key_pem,
+            )
+            .unwrap_or_else(|e| panic!("kubelet client config: {e}")),
+        );
+        let cas = Arc::new(TenantCas::default());
+        let translator = Translator::new(channel, cas.clone());
+        tokio::spawn(
+            translator
+                .clone()
+                .watch(Arc::new(tokio::sync::Notify::new())),
+        );
+        let agent_cert = agent_ca
+            .issue_server(&default_server_names(&[node_ip.to_string()]))
+            .unwrap_or_else(|e| panic!("agent cert: {e}"));
+        let serving = tls::server_config(&agent_cert.cert_pem, &agent_cert.key_pem)
+            .unwrap_or_else(|e| panic!("agent TLS: {e}"));
+        let listener = tokio::net::TcpListener::bind((node_ip, VN_AGENT_PORT))
+            .await
+            .unwrap_or_else(|e| panic!("bind the agent on the node address: {e}"));
+        let agent_addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("agent addr: {e}"));
+        let agent = Agent::new(
+            AgentConfig {
+                node_name: Some(NODE.into()),
+            },
+            translator,
+            forwarder,
+        );
+        tokio::spawn(agent.serve(listener, serving));
+        let want = tenants.len();
+        wait_for("the agent to know every tenant", || {
+            let n = cas.len();
+            async move { (n == want).then_some(()) }
+        })
+        .await;
+        World {
+            dir,
+            super_sim,
+            super_client,
+            syncer: Some(syncer),
+            node_ip,
+            tenants,
+            kubelet,
+            agent_addr,
+            agent_ca,
+            cas,
+        }
+    }
+
+    pub fn tenant(&self, name: &str) -> &TenantEnv {
+        self.tenants
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no tenant {name}"))
+    }
+
+    /// Creates namespace `ns` (if needed) and pod `ns/pod` (container `app`) in tenant `name`, then waits
+    /// until the syncer bound it to the virtual node, which points at the agent. Returns the super
+    /// namespace.
+    pub async fn running_pod(&self, name: &str, ns: &str, pod: &str) -> String {
+        let tenant = self.tenant(name);
+        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}}))
+            .unwrap_or_else(|e| panic!("namespace: {e}"));
+        match Api::<Namespace>::all(tenant.client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("create namespace {ns}: {e}"),
+        }
+        let object: Pod = serde_json::from_value(json!({
+            "metadata": {"name": pod, "namespace": ns},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+        }))
+        .unwrap_or_else(|e| panic!("pod: {e}"));
+        let pods: Api<Pod> = Api::namespaced(tenant.client.clone(), ns);
+        pods.create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("create tenant pod: {e}"));
+        wait_for(&format!("{name}: {ns}/{pod} bound and Running"), || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get_opt(pod).await.ok().flatten()?;
+                let bound = p.spec.as_ref()?.node_name.as_deref() == Some(NODE);
+                let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
+                (bound && running).then_some(())
+            }
+        })
+        .await;
+        let nodes: Api<Node> = Api::all(tenant.client.clone());
+        let node = nodes
+            .get(NODE)
+            .await
+            .unwrap_or_else(|e| panic!("virtual node: {e}"));
+        let status = node.status.unwrap_or_default();
+        let port = status
+            .daemon_endpoints
+            .and_then(|d| d.kubelet_endpoint)
+            .map(|e| e.port);
+        assert_eq!(
+            port,
+            Some(i32::from(VN_AGENT_PORT)),
+            "the virtual node advertises the vn-agent port"
+        );
+        let ip = self.node_ip.to_string();
+        assert!(
+            status
+                .addresses
+                .unwrap_or_default()
+                .iter()
+                .any(|a| a.type_ == "InternalIP" && a.address == ip),
+            "the virtual node carries the super node's address"
+        );
+        tenancy_naming::super_namespace(&tenant.key, ns)
+    }
+
+    /// Stops the syncer and the simulators.
+    pub async fn stop(mut self) {
+        if let Some(syncer) = self.syncer.take() {
+            syncer.shutdown().await;
+        }
+        for t in self.tenants {
+            t.sim.shutdown().await;
+        }
+        self.super_sim.shutdown().await;
+    }
+
+    /// GET `path` from the agent presenting `identity`; returns the status code.
+    pub async fn agent_get(&self, identity: &IssuedCert, path: &str) -> http::StatusCode {
+        let roots = tls::roots("agent CA", self.agent_ca.cert_pem())
+            .unwrap_or_else(|e| panic!("roots: {e}"));
+        let config = rustls::ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|e| panic!("versions: {e}"))
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                tls::certs("cert", &identity.cert_pem).unwrap_or_else(|e| panic!("cert: {e}")),
+                tls::key("key", &identity.key_pem).unwrap_or_else(|e| panic!("key: {e}")),
+            )
+            .unwrap_or_else(|e| panic!("client config: {e}"));
+        let tcp = tokio::net::TcpStream::connect(self.agent_addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect agent: {e}"));
+        let ip = std::net::IpAddr::V4(self.node_ip);
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::IpAddress(ip.into()), tcp)
+            .await
+            .unwrap_or_else(|e| panic!("agent TLS: {e}"));
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap_or_else(|e| panic!("handshake: {e}"));
+        tokio::spawn(conn);
+        let req = http::Request::get(path)
+            .header(http::header::HOST, ip.to_string())
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        sender
+            .send_request(req)
+            .await
+            .unwrap_or_else(|e| panic!("agent request: {e}"))
+            .status()
+    }
+}
