@@ -16,7 +16,8 @@
 //! node 400 `pod … does not have a host assigned` (exec/attach/portforward), node missing 404, node without
 //! a preferred address 500. A kubelet that cannot be dialed: 500 with the dial error
 //! (`Get "https://…": dial tcp …` for logs, `error dialing backend: …` for upgrades).
-//! Targets come from [`location`], connections from [`client`].
+//! Targets come from [`location`], connections from [`client`]. A spliced stream lives in its own task
+//! until both directions end; shutting the simulator down does not cut it.
 
 pub mod client;
 pub mod location;
