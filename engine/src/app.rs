@@ -152,6 +152,8 @@ pub struct TenantConnection {
     pub cluster_key: String,
     /// Client for the tenant's API server.
     pub client: kube::Client,
+    /// The tenant's DNS domain (`spec.clusterDomain`; `--cluster-domain` for configured tenants).
+    pub cluster_domain: String,
 }
 
 impl TenantConnection {
@@ -163,6 +165,7 @@ impl TenantConnection {
             spec,
             cluster_key,
             client,
+            cluster_domain: crate::reconcile::DEFAULT_CLUSTER_DOMAIN.to_owned(),
         })
     }
 }
@@ -273,7 +276,12 @@ impl Syncer {
         for t in configured {
             let vc = v1::VirtualClusterRef::new(&t.spec.namespace, &t.spec.name, &t.spec.uid);
             tenants
-                .add_configured(t.cluster_key.clone(), vc, t.client.clone())
+                .add_configured(
+                    t.cluster_key.clone(),
+                    vc,
+                    t.client.clone(),
+                    t.cluster_domain.clone(),
+                )
                 .await
                 .map_err(|e| AppError::Tenant {
                     cluster: t.cluster_key.clone(),

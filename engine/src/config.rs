@@ -176,6 +176,13 @@ pub struct Args {
     /// Period of virtual node lease renewal (and of the collection check).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub node_lease_period: Duration,
+    /// DNS domain (a VirtualCluster's `spec.clusterDomain`) of the tenants from --tenants-dir or
+    /// --tenants-config: their pods' DNS search paths end in it. Registered tenants carry their own.
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local", value_parser = parse_cluster_domain)]
+    pub cluster_domain: String,
+    /// Kubelet port that virtual nodes advertise to their tenant: the vn-agent's port on every super node.
+    #[arg(long, default_value_t = 10550, value_parser = clap::value_parser!(u16).range(1..))]
+    pub vn_agent_port: u16,
 }
 
 /// One tenant (virtual cluster) the syncer serves.
@@ -380,9 +387,47 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Parses a cluster domain (`--cluster-domain`): a DNS-1123 subdomain such as `cluster.local`.
+pub fn parse_cluster_domain(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if crate::control::spec::is_cluster_domain(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a DNS subdomain (e.g. cluster.local)"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_domain_and_vn_agent_port_flags() {
+        use clap::Parser;
+        let args = Args::try_parse_from(["syncer"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.cluster_domain, "cluster.local");
+        assert_eq!(args.vn_agent_port, 10550);
+        let args = Args::try_parse_from([
+            "syncer",
+            "--cluster-domain",
+            "tenant.example",
+            "--vn-agent-port",
+            "11250",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.cluster_domain, "tenant.example");
+        assert_eq!(args.vn_agent_port, 11250);
+        for bad in [
+            &["syncer", "--cluster-domain", "Bad_Domain"][..],
+            &["syncer", "--vn-agent-port", "0"][..],
+            &["syncer", "--vn-agent-port", "70000"][..],
+        ] {
+            assert!(
+                Args::try_parse_from(bad).is_err(),
+                "{bad:?} must be refused"
+            );
+        }
+    }
 
     #[test]
     fn sizes_parse_with_decimal_and_binary_suffixes() {

@@ -137,7 +137,9 @@ async fn serve(
 ) -> Result<()> {
     let mut tenants = Vec::with_capacity(specs.len());
     for spec in specs {
-        tenants.push(TenantConnection::connect(spec).await?);
+        let mut tenant = TenantConnection::connect(spec).await?;
+        tenant.cluster_domain.clone_from(&args.cluster_domain);
+        tenants.push(tenant);
     }
     // Configured tenants are known before the log replays, so their replayed work finds them.
     let registry = Tenants::new();
@@ -149,12 +151,13 @@ async fn serve(
                 vc_namespace: t.spec.namespace.clone(),
                 opaque_prefixes: Vec::new(),
                 transparent_prefixes: Vec::new(),
-                ..TenantInfo::default()
+                cluster_domain: t.cluster_domain.clone(),
             },
             t.client.clone(),
         );
     }
-    let resources = syncer::reconcile::Resources::from_names(&args.resources)?;
+    let resources = syncer::reconcile::Resources::from_names(&args.resources)?
+        .with_vn_agent_port(i32::from(args.vn_agent_port));
     let reconciler = Arc::new(
         SyncReconciler::new(
             super_client.clone(),

@@ -13,75 +13,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
-
-/// Creates `obj` (JSON) in namespace `ns` of the cluster behind `client`.
-async fn create<K>(client: &kube::Client, ns: &str, obj: serde_json::Value) -> Result<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + Serialize
-        + DeserializeOwned,
-{
-    let obj: K = serde_json::from_value(obj)?;
-    Ok(Api::<K>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &obj)
-        .await?)
-}
-
-/// Waits until `name` exists in namespace `ns` and `ok` holds for it.
-async fn wait_obj<K>(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    what: &str,
-    ok: impl Fn(&K) -> bool,
-) -> Result<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned,
-{
-    let api = Api::<K>::namespaced(client.clone(), ns);
-    let ok = &ok;
-    wait_for(what, 60, || {
-        let api = api.clone();
-        async move { Ok(api.get_opt(name).await?.filter(|o| ok(o))) }
-    })
-    .await
-}
-
-/// Waits until `name` is gone from namespace `ns`.
-async fn wait_gone<K>(client: &kube::Client, ns: &str, name: &str, what: &str) -> Result<()>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned,
-{
-    let api = Api::<K>::namespaced(client.clone(), ns);
-    wait_for(what, 60, || {
-        let api = api.clone();
-        async move { Ok(api.get_opt(name).await?.is_none().then_some(())) }
-    })
-    .await
-}
-
-fn ann<K: kube::Resource>(obj: &K, key: &str) -> Option<String> {
-    obj.meta()
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key).cloned())
-}
-
-fn lab<K: kube::Resource>(obj: &K, key: &str) -> Option<String> {
-    obj.meta().labels.as_ref().and_then(|a| a.get(key).cloned())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_kinds_are_rewritten_down_report_back_up_and_follow_the_tenant() -> Result<()> {

@@ -162,6 +162,22 @@ impl SourceLog for FakeLog {
             .map(|(_, v)| v.clone())
             .collect())
     }
+
+    fn known_object(
+        &self,
+        cluster: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, PortError> {
+        let key = (
+            cluster.to_string(),
+            kind.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        Ok(self.state.lock().view.get(&key).map(|k| k.object.clone()))
+    }
 }
 
 fn test_config() -> SourceConfig {

@@ -21,6 +21,9 @@ use syncer::upward::lifecycle::{self, LifecycleConfig};
 use testcluster::{ClusterOptions, TestCluster};
 use tokio::sync::watch;
 
+/// The vn-agent port the syncer is configured with (not the default, so the configuration is what is seen).
+const VN_AGENT_PORT: i32 = 10777;
+
 /// Polls `f` every 100 ms until it returns `Some`, for at most `secs` seconds.
 async fn within<T, F, Fut>(secs: u64, what: &str, mut f: F) -> Result<T>
 where
@@ -82,7 +85,7 @@ impl World {
                 t.cluster.client().await?,
             );
         }
-        let resources = Resources::defaults();
+        let resources = Resources::defaults().with_vn_agent_port(VN_AGENT_PORT);
         let reconciler = SyncReconciler::new(
             sup.client().await?,
             registry.clone(),
@@ -234,7 +237,7 @@ async fn virtual_nodes_leases_events_and_collection() -> Result<()> {
             .daemon_endpoints
             .and_then(|d| d.kubelet_endpoint)
             .map(|k| k.port),
-        Some(10550)
+        Some(VN_AGENT_PORT)
     );
     assert!(status.capacity.is_some_and(|c| c.contains_key("cpu")));
     assert!(

@@ -59,6 +59,7 @@ impl Registrar for GrpcRegistrar {
                 transparent_meta_prefixes: r.transparent_meta_prefixes.clone(),
                 kubelet_client_ca_pem: r.kubelet_client_ca_pem.clone(),
                 weight: 0,
+                cluster_domain: r.cluster_domain.clone(),
             };
             let response = self
                 .client

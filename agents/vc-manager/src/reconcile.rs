@@ -338,6 +338,7 @@ async fn register(
         opaque_meta_prefixes: vc.spec.opaque_meta_prefixes.clone(),
         transparent_meta_prefixes: vc.spec.transparent_meta_prefixes.clone(),
         kubelet_client_ca_pem: provisioned.root_ca_pem.clone(),
+        cluster_domain: vc.spec.cluster_domain.clone().unwrap_or_default(),
     };
     let result = registrar.register(&registration).await;
     if let Err(error) = &result {

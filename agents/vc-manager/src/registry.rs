@@ -23,6 +23,8 @@ pub struct Registration {
     pub transparent_meta_prefixes: Vec<String>,
     /// PEM of the tenant's root CA (it signs the apiserver's kubelet-client certificate).
     pub kubelet_client_ca_pem: String,
+    /// `spec.clusterDomain` (empty: the syncer's default, `cluster.local`).
+    pub cluster_domain: String,
 }
 
 /// Registration of tenants with a syncer.

@@ -11,6 +11,8 @@
 //!   stop serving its super objects, forget its view entries, resume points and the super view entries of its
 //!   namespaces → delete the registration. A restart during the cleanup resumes it.
 //! * Tenants from the configuration are served for the whole run and cannot be unregistered.
+//! * A registered tenant (new, re-added, or restored at start-up) gets the public super objects copied in by a
+//!   background task ([`super::publics`]); the Register call does not wait for it.
 //!
 //! One async mutex serialises these steps; status reads take it briefly.
 
@@ -242,6 +244,23 @@ impl TenantSet {
         d.pipeline.set_tenant_weight(key, spec.weight.max(1));
     }
 
+    /// Copies the public super objects into a tenant that was just (re-)registered, in the background, for
+    /// as long as this registration's sources run.
+    fn copy_public_objects(&self, key: &str, state: &State) {
+        let State::Active(running) = state else {
+            return;
+        };
+        let d = &self.inner.deps;
+        super::publics::spawn(
+            d.pipeline.view(),
+            d.registry.clone(),
+            key.to_owned(),
+            self.inner.kind_names.clone(),
+            running.stop.subscribe(),
+            self.stopping(),
+        );
+    }
+
     fn record_served(&self, entries: &BTreeMap<String, Entry>) {
         let keys: Vec<&str> = entries.keys().map(String::as_str).collect();
         if let Err(error) = record_served_keys(&self.inner.deps.data_dir, &keys) {
@@ -249,15 +268,17 @@ impl TenantSet {
         }
     }
 
-    /// Serves a tenant from the configuration (fixed for the run).
+    /// Serves a tenant from the configuration (fixed for the run) with DNS domain `cluster_domain`.
     pub async fn add_configured(
         &self,
         key: String,
         vc: v1::VirtualClusterRef,
         client: kube::Client,
+        cluster_domain: String,
     ) -> Result<(), ControlError> {
         let spec = v1::TenantSpec {
             vc: Some(vc.clone()),
+            cluster_domain,
             ..Default::default()
         };
         let mut entries = self.inner.entries.lock().await;
@@ -301,10 +322,12 @@ impl TenantSet {
                 match spec::client_from_yaml(&reg.spec.kubeconfig).await {
                     Ok(client) => {
                         self.activate(&key, &reg.spec, client.clone());
-                        match self.start_sources(&key, &vc, client) {
+                        let state = match self.start_sources(&key, &vc, client) {
                             Ok(running) => State::Active(running),
                             Err(e) => State::Broken(e.to_string()),
-                        }
+                        };
+                        self.copy_public_objects(&key, &state);
+                        state
                     }
                     Err(e) => {
                         tracing::error!(cluster = %key, error = %e, "registered tenant cannot be served");
@@ -395,6 +418,7 @@ impl TenantSet {
             Ok(running) => State::Active(running),
             Err(e) => State::Broken(e.to_string()),
         };
+        self.copy_public_objects(&key, &state);
         let ca = spec.kubelet_client_ca_pem.clone();
         entries.insert(
             key.clone(),

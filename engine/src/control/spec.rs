@@ -5,7 +5,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use tenancy_proto::v1;
 
 use crate::naming;
-use crate::reconcile::TenantInfo;
+use crate::reconcile::{DEFAULT_CLUSTER_DOMAIN, TenantInfo};
 
 /// Why a tenant spec was refused (answered as `INVALID_ARGUMENT`).
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,12 @@ pub fn validate(spec: &v1::TenantSpec) -> Result<String, SpecError> {
             return Err(SpecError::Invalid("meta prefixes must not be empty".into()));
         }
     }
+    if !spec.cluster_domain.is_empty() && !is_cluster_domain(&spec.cluster_domain) {
+        return Err(SpecError::Invalid(format!(
+            "cluster_domain {:?} is not a DNS subdomain",
+            spec.cluster_domain
+        )));
+    }
     if !spec.kubelet_client_ca_pem.is_empty()
         && !spec
             .kubelet_client_ca_pem
@@ -122,8 +128,18 @@ pub fn tenant_info(cluster_key: &str, spec: &v1::TenantSpec) -> TenantInfo {
         vc_namespace: vc.namespace,
         opaque_prefixes: spec.opaque_meta_prefixes.clone(),
         transparent_prefixes: spec.transparent_meta_prefixes.clone(),
-        ..TenantInfo::default()
+        cluster_domain: if spec.cluster_domain.is_empty() {
+            DEFAULT_CLUSTER_DOMAIN.to_owned()
+        } else {
+            spec.cluster_domain.clone()
+        },
     }
+}
+
+/// Whether `domain` is a valid cluster domain: a DNS-1123 subdomain (labels of `[a-z0-9-]`, at most 253
+/// characters) without a trailing dot.
+pub fn is_cluster_domain(domain: &str) -> bool {
+    domain.len() <= 253 && domain.split('.').all(naming::is_dns1123_label)
 }
 
 #[cfg(test)]
@@ -149,6 +165,21 @@ mod tests {
         let mut with_status = spec();
         with_status.cluster_namespace = "custom-key".into();
         assert_eq!(validate(&with_status)?, "custom-key");
+        Ok(())
+    }
+
+    #[test]
+    fn the_cluster_domain_reaches_the_tenant_info() -> Result<(), SpecError> {
+        let mut s = spec();
+        let key = validate(&s)?;
+        assert_eq!(tenant_info(&key, &s).cluster_domain, "cluster.local");
+        s.cluster_domain = "tenant.example".into();
+        let key = validate(&s)?;
+        assert_eq!(tenant_info(&key, &s).cluster_domain, "tenant.example");
+        assert!(is_cluster_domain("cluster.local") && is_cluster_domain("a-1.b"));
+        assert!(
+            !is_cluster_domain("") && !is_cluster_domain("x.") && !is_cluster_domain("UP.case")
+        );
         Ok(())
     }
 
@@ -182,6 +213,10 @@ mod tests {
             (
                 "bad ca",
                 Box::new(|s| s.kubelet_client_ca_pem = "nope".into()),
+            ),
+            (
+                "bad cluster domain",
+                Box::new(|s| s.cluster_domain = "Tenant..example".into()),
             ),
             (
                 "empty prefix",

@@ -119,6 +119,7 @@ mod tests {
             kubeconfig: "apiVersion: v1\nkind: Config\n".into(),
             opaque_meta_prefixes: vec!["example.com/".into()],
             weight: 3,
+            cluster_domain: "tenant.example".into(),
             ..Default::default()
         }
     }

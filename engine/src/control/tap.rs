@@ -107,4 +107,14 @@ impl<L: SourceLog> SourceLog for InvalidationTap<L> {
     fn known_all(&self, cluster: &str, kind: &str) -> Result<Vec<Known>, PortError> {
         self.inner.known_all(cluster, kind)
     }
+
+    fn known_object(
+        &self,
+        cluster: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, PortError> {
+        self.inner.known_object(cluster, kind, namespace, name)
+    }
 }

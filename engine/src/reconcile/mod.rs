@@ -50,7 +50,7 @@ use crate::log::{LogError, View};
 use crate::record::{SUPER_CLUSTER, WorkKey};
 use crate::shard::{ReconcileError, Reconciler};
 pub use resource::{Drift, Resource, Resources, ResourcesError};
-pub use tenants::{Lookup, Tenant, TenantInfo, Tenants};
+pub use tenants::{DEFAULT_CLUSTER_DOMAIN, Lookup, Tenant, TenantInfo, Tenants};
 use writer::WriteError;
 
 /// Kind name of pods in work keys and the view.

@@ -136,6 +136,7 @@ pub enum ResourcesError {
 #[derive(Clone)]
 pub struct Resources {
     by_kind: Arc<BTreeMap<&'static str, Arc<dyn Resource>>>,
+    vn_agent_port: i32,
 }
 
 impl std::fmt::Debug for Resources {
@@ -148,7 +149,30 @@ impl Resources {
     fn from_list(list: Vec<Arc<dyn Resource>>) -> Self {
         Self {
             by_kind: Arc::new(list.into_iter().map(|r| (r.kind(), r)).collect()),
+            vn_agent_port: crate::upward::node::DEFAULT_VN_AGENT_PORT,
         }
+    }
+
+    /// The same resources, with virtual nodes advertising `port` as their kubelet port (the vn-agent's;
+    /// `--vn-agent-port`).
+    #[must_use]
+    pub fn with_vn_agent_port(mut self, port: i32) -> Self {
+        if self.by_kind.contains_key(crate::upward::KIND_NODE) {
+            let mut by_kind = (*self.by_kind).clone();
+            by_kind.insert(
+                crate::upward::KIND_NODE,
+                Arc::new(crate::upward::nodes::NodeResource::new(port)),
+            );
+            self.by_kind = Arc::new(by_kind);
+        }
+        self.vn_agent_port = port;
+        self
+    }
+
+    /// The kubelet port virtual nodes advertise (the vn-agent's).
+    #[must_use]
+    pub fn vn_agent_port(&self) -> i32 {
+        self.vn_agent_port
     }
 
     /// The resources that are on by default.
@@ -285,5 +309,21 @@ mod tests {
         let watched: Vec<String> = d.kinds().into_iter().map(|k| k.kind).collect();
         assert_eq!(watched, d.names());
         assert!(Resources::all().names().len() >= d.names().len());
+    }
+
+    #[test]
+    fn the_vn_agent_port_is_configurable_and_adds_no_kind() {
+        let d = Resources::defaults();
+        assert_eq!(
+            d.vn_agent_port(),
+            crate::upward::node::DEFAULT_VN_AGENT_PORT
+        );
+        let r = d.with_vn_agent_port(12345);
+        assert_eq!(r.vn_agent_port(), 12345);
+        assert_eq!(r.names(), Resources::defaults().names());
+        let without_nodes = Resources::from_names(&["Namespace"])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_vn_agent_port(12345);
+        assert_eq!(without_nodes.names(), vec!["Namespace"]);
     }
 }

@@ -43,17 +43,14 @@ pub trait SourceLog: Clone + Send + Sync + 'static {
     fn known_all(&self, cluster: &str, kind: &str) -> Result<Vec<Known>, PortError>;
 
     /// The object the view holds for one key (used to map super objects through their namespace's marks).
-    /// Default: nothing known.
+    /// No default: a wrapper that forgot to forward it would silently drop every such object.
     fn known_object(
         &self,
         cluster: &str,
         kind: &str,
         namespace: &str,
         name: &str,
-    ) -> Result<Option<serde_json::Value>, PortError> {
-        let _ = (cluster, kind, namespace, name);
-        Ok(None)
-    }
+    ) -> Result<Option<serde_json::Value>, PortError>;
 }
 
 /// The pipeline's log as a [`SourceLog`]: appends through its [`LogSink`], reads the view, and serves the

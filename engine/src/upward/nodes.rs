@@ -323,8 +323,7 @@ pub async fn track_pod(ctx: &Ctx<'_>) -> Result<(), SyncError> {
     if let Some(node) = placed.node {
         let exists = read_node(ctx.view, cluster, &node)?.is_some_and(|n| node::is_virtual(&n));
         if !exists {
-            // Created with the default port; a configured port is applied by the super node's reconcile.
-            sync_tenant_node(ctx.view, ctx.tenant, &node, DEFAULT_VN_AGENT_PORT).await?;
+            sync_tenant_node(ctx.view, ctx.tenant, &node, ctx.resources.vn_agent_port()).await?;
         }
     }
     Ok(())

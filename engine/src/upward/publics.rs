@@ -255,12 +255,19 @@ pub async fn sync_into(
     })
 }
 
-/// Syncs every public object into `tenant` (for a tenant registered while the syncer runs): copies what the
-/// view holds as public in the super cluster, and deletes the tenant's marked copies of objects that are no
-/// longer public (found with one live list per kind).
-pub async fn sync_public_objects_into(view: &View, tenant: &Tenant) -> Result<(), SyncError> {
+/// Syncs every public object of the `enabled` kinds into `tenant` (for a tenant registered while the syncer
+/// runs): copies what the view holds as public in the super cluster, and deletes the tenant's marked copies of
+/// objects that are no longer public (found with one live list per kind).
+pub async fn sync_public_objects_into(
+    view: &View,
+    tenant: &Tenant,
+    enabled: &[String],
+) -> Result<(), SyncError> {
     let cluster = tenant.info.cluster_key.as_str();
-    for res in public_resources() {
+    for res in public_resources()
+        .into_iter()
+        .filter(|r| enabled.iter().any(|k| k == r.kind))
+    {
         let api: Api<DynamicObject> = Api::all_with(tenant.client.clone(), &res.spec.resource);
         let target = Target {
             cluster,

@@ -11,6 +11,8 @@ use anyhow::{Context, Result, bail};
 use apisim::{KubeletConfig, SimConfig, Simulator};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams, PostParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use syncer::config::{TenantSpec, load_tenants_dir};
 use syncer::naming;
@@ -295,4 +297,81 @@ pub fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .as_ref()
         .and_then(|a| a.get(key))
         .map(String::as_str)
+}
+
+/// Creates `obj` (JSON) in namespace `ns` of the cluster behind `client`.
+pub async fn create<K>(client: &kube::Client, ns: &str, obj: serde_json::Value) -> Result<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let obj: K = serde_json::from_value(obj)?;
+    Ok(Api::<K>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &obj)
+        .await?)
+}
+
+/// Waits (60 s at most) until `name` exists in namespace `ns` and `ok` holds for it.
+pub async fn wait_obj<K>(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    ok: impl Fn(&K) -> bool,
+) -> Result<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned,
+{
+    let api = Api::<K>::namespaced(client.clone(), ns);
+    let ok = &ok;
+    wait_for(what, 60, || {
+        let api = api.clone();
+        async move { Ok(api.get_opt(name).await?.filter(|o| ok(o))) }
+    })
+    .await
+}
+
+/// Waits (60 s at most) until `name` is gone from namespace `ns`.
+pub async fn wait_gone<K>(client: &kube::Client, ns: &str, name: &str, what: &str) -> Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned,
+{
+    let api = Api::<K>::namespaced(client.clone(), ns);
+    wait_for(what, 60, || {
+        let api = api.clone();
+        async move { Ok(api.get_opt(name).await?.is_none().then_some(())) }
+    })
+    .await
+}
+
+/// An annotation of any object.
+pub fn ann<K: kube::Resource>(obj: &K, key: &str) -> Option<String> {
+    obj.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key).cloned())
+}
+
+/// A label of any object.
+pub fn lab<K: kube::Resource>(obj: &K, key: &str) -> Option<String> {
+    obj.meta().labels.as_ref().and_then(|a| a.get(key).cloned())
+}
+
+/// Prints the last lines of the log of the syncer with data directory `data` (for a step that timed out).
+pub fn print_syncer_log(data: &Path) {
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(80).collect();
+    eprintln!("syncer log (last lines):");
+    for line in tail.into_iter().rev() {
+        eprintln!("{line}");
+    }
 }
