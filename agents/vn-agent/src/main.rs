@@ -8,8 +8,22 @@ use anyhow::Context;
 use clap::Parser;
 use tenancy_proto::tls as grpc_tls;
 use vn_agent::{
-    Agent, AgentConfig, forward::KubeletForwarder, identity::TenantCas, tls, translate::Translator,
+    Agent, AgentConfig,
+    apiserver::ApiServerForwarder,
+    forward::{Forwarder, KubeletForwarder},
+    identity::TenantCas,
+    tls,
+    translate::Translator,
 };
+
+/// Where translated requests go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Directly to the node's kubelet over mutual TLS.
+    Kubelet,
+    /// Through the super API server's pod subresources with the agent's own credentials.
+    Apiserver,
+}
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -42,21 +56,27 @@ struct Args {
     /// Name the syncer's certificate is verified for.
     #[arg(long, default_value = grpc_tls::DEFAULT_SERVER_NAME)]
     syncer_server_name: String,
+    /// Forwarding mode.
+    #[arg(long, env = "VN_AGENT_FORWARD", value_enum, default_value = "kubelet")]
+    forward: Mode,
+    /// Kubeconfig of the super cluster for `--forward apiserver` (in-cluster config when absent).
+    #[arg(long, env = "VN_AGENT_SUPER_KUBECONFIG")]
+    super_kubeconfig: Option<PathBuf>,
     /// Kubelet address (`host:port`) of this node.
     #[arg(long, env = "VN_AGENT_KUBELET_ADDR", default_value = "127.0.0.1:10250")]
     kubelet_addr: String,
     /// Name the kubelet's serving certificate is verified for.
     #[arg(long, default_value = "127.0.0.1")]
     kubelet_server_name: String,
-    /// CA of the kubelet's serving certificate (always verified).
+    /// CA of the kubelet's serving certificate (always verified; required with `--forward kubelet`).
     #[arg(long, env = "VN_AGENT_KUBELET_CA")]
-    kubelet_ca: PathBuf,
-    /// Client certificate presented to the kubelet.
+    kubelet_ca: Option<PathBuf>,
+    /// Client certificate presented to the kubelet (required with `--forward kubelet`).
     #[arg(long, env = "VN_AGENT_KUBELET_CLIENT_CERT")]
-    kubelet_client_cert: PathBuf,
-    /// Client key presented to the kubelet.
+    kubelet_client_cert: Option<PathBuf>,
+    /// Client key presented to the kubelet (required with `--forward kubelet`).
     #[arg(long, env = "VN_AGENT_KUBELET_CLIENT_KEY")]
-    kubelet_client_key: PathBuf,
+    kubelet_client_key: Option<PathBuf>,
     /// Prometheus metrics listen address.
     #[arg(long, env = "VN_AGENT_METRICS_ADDR", default_value = "0.0.0.0:10551")]
     metrics_addr: SocketAddr,
@@ -64,6 +84,47 @@ struct Args {
 
 fn read(path: &PathBuf) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn required<'a>(path: &'a Option<PathBuf>, flag: &str) -> anyhow::Result<&'a PathBuf> {
+    path.as_ref()
+        .with_context(|| format!("{flag} is required with --forward kubelet"))
+}
+
+async fn forwarder(args: &Args) -> anyhow::Result<Arc<dyn Forwarder>> {
+    match args.forward {
+        Mode::Kubelet => {
+            let kubelet_tls = tls::kubelet_client_config(
+                &read(required(&args.kubelet_ca, "--kubelet-ca")?)?,
+                &read(required(
+                    &args.kubelet_client_cert,
+                    "--kubelet-client-cert",
+                )?)?,
+                &read(required(&args.kubelet_client_key, "--kubelet-client-key")?)?,
+            )?;
+            let server_name =
+                rustls_pki_types::ServerName::try_from(args.kubelet_server_name.clone())
+                    .context("kubelet server name")?;
+            Ok(Arc::new(KubeletForwarder::new(
+                args.kubelet_addr.clone(),
+                server_name,
+                kubelet_tls,
+            )))
+        }
+        Mode::Apiserver => {
+            let config = match &args.super_kubeconfig {
+                Some(path) => {
+                    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                        .await
+                        .context("super kubeconfig")?
+                }
+                None => kube::Config::incluster().context("in-cluster config")?,
+            };
+            Ok(Arc::new(ApiServerForwarder::new(config)?))
+        }
+    }
 }
 
 #[tokio::main]
@@ -95,25 +156,18 @@ async fn main() -> anyhow::Result<()> {
             .watch(Arc::new(tokio::sync::Notify::new())),
     );
 
-    let kubelet_tls = tls::kubelet_client_config(
-        &read(&args.kubelet_ca)?,
-        &read(&args.kubelet_client_cert)?,
-        &read(&args.kubelet_client_key)?,
-    )?;
-    let server_name = rustls_pki_types::ServerName::try_from(args.kubelet_server_name.clone())
-        .context("kubelet server name")?;
-    let kubelet = KubeletForwarder::new(args.kubelet_addr.clone(), server_name, kubelet_tls);
+    let forwarder = forwarder(&args).await?;
     let serving = tls::server_config(&read(&args.tls_cert)?, &read(&args.tls_key)?)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %args.listen, kubelet = %args.kubelet_addr, "vn-agent serving");
-    let agent = Agent::new(
+    tracing::info!(listen = %args.listen, mode = forwarder.mode(), node = ?args.node_name, "vn-agent serving");
+    let agent = Agent::with_forwarder(
         AgentConfig {
             node_name: args.node_name,
         },
         translator,
-        kubelet,
+        forwarder,
     );
     tokio::select! {
         () = agent.serve(listener, serving) => {}

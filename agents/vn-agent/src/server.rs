@@ -1,4 +1,5 @@
-//! The HTTPS server: accept, authenticate the caller, parse the route, translate, forward, stream back.
+//! The HTTPS server: accept, authenticate the caller, parse the route, translate, forward, stream back (or
+//! splice an upgraded connection).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -6,21 +7,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
 
-use crate::forward::KubeletForwarder;
+use crate::forward::{BoxError, ForwardError, Forwarder, Upstream, protocol_headers};
 use crate::identity::{AuthError, TenantCas};
 use crate::metrics::{self as m, StreamGuard};
 use crate::route::Route;
 use crate::translate::{TranslateError, Translator};
+use crate::{pods, splice};
 
 /// Response body type of the agent.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// What the agent needs to serve.
 #[derive(Debug, Clone)]
@@ -34,20 +36,30 @@ pub struct AgentConfig {
 pub struct Agent {
     config: AgentConfig,
     translator: Arc<Translator>,
-    kubelet: KubeletForwarder,
+    forwarder: Arc<dyn Forwarder>,
 }
 
 impl Agent {
-    /// An agent translating with `translator` and forwarding to `kubelet`.
+    /// An agent translating with `translator` and forwarding with `forwarder` (to the kubelet or through the
+    /// API server).
     pub fn new(
         config: AgentConfig,
         translator: Arc<Translator>,
-        kubelet: KubeletForwarder,
+        forwarder: impl Forwarder,
+    ) -> Arc<Self> {
+        Self::with_forwarder(config, translator, Arc::new(forwarder))
+    }
+
+    /// Like [`Agent::new`] with a shared forwarder.
+    pub fn with_forwarder(
+        config: AgentConfig,
+        translator: Arc<Translator>,
+        forwarder: Arc<dyn Forwarder>,
     ) -> Arc<Self> {
         Arc::new(Agent {
             config,
             translator,
-            kubelet,
+            forwarder,
         })
     }
 
@@ -107,7 +119,7 @@ impl Agent {
         &self,
         peer: SocketAddr,
         chain: &[CertificateDer<'static>],
-        req: http::Request<Incoming>,
+        mut req: http::Request<Incoming>,
     ) -> http::Response<Body> {
         let started = Instant::now();
         let tenant = match self.cas().authenticate(chain) {
@@ -124,16 +136,20 @@ impl Agent {
                 return text(http::StatusCode::UNAUTHORIZED, "Unauthorized");
             }
         };
-        let Some(route) = Route::parse(req.method(), req.uri().path(), req.uri().query()) else {
-            m::request(&tenant, "unknown", "not_found");
-            return text(http::StatusCode::NOT_FOUND, "404 page not found");
+        let route = match Route::parse(req.method(), req.uri().path(), req.uri().query()) {
+            Some(Route::Pod(route)) => route,
+            Some(Route::Pods) => return self.pods(&tenant).await,
+            None => {
+                m::request(&tenant, "unknown", "not_found");
+                return text(http::StatusCode::NOT_FOUND, "404 page not found");
+            }
         };
-        let verb = route.verb();
-        let (namespace, pod) = route.pod();
+        let verb = route.verb.as_str();
+        let (namespace, pod) = (route.namespace.as_str(), route.pod.as_str());
         let loc = match self.translator.to_super(&tenant, namespace, pod).await {
             Ok(loc) => loc,
             Err(TranslateError::NotFound) => {
-                tracing::warn!(%peer, %tenant, namespace, pod, "pod not found for tenant");
+                tracing::warn!(%peer, %tenant, namespace, pod, verb, "pod not found for tenant");
                 m::request(&tenant, verb, "forbidden");
                 return text(http::StatusCode::FORBIDDEN, "Forbidden");
             }
@@ -158,21 +174,85 @@ impl Agent {
             m::request(&tenant, verb, "forbidden");
             return text(http::StatusCode::FORBIDDEN, "Forbidden");
         }
-        let path = route.super_path(&loc.super_namespace, &loc.super_pod);
-        let upstream = match self.kubelet.get(&path).await {
+        if let Some(uid) = &route.uid
+            && !loc.tenant_uid.is_empty()
+            && uid != &loc.tenant_uid
+        {
+            tracing::warn!(%tenant, namespace, pod, uid, "pod UID does not match");
+            m::request(&tenant, verb, "not_found");
+            return text(http::StatusCode::NOT_FOUND, "pod not found");
+        }
+        let upgrade = route.verb.is_upgrade() && wants_upgrade(req.headers());
+        let upstream_req = Upstream {
+            verb: route.verb,
+            method: req.method().clone(),
+            namespace: loc.super_namespace.clone(),
+            pod: loc.super_pod.clone(),
+            uid: route
+                .uid
+                .as_ref()
+                .and(Some(loc.super_uid.clone()))
+                .filter(|u| !u.is_empty()),
+            container: route.container.clone(),
+            query: route.query.clone(),
+            headers: if upgrade {
+                protocol_headers(req.headers())
+            } else {
+                http::HeaderMap::new()
+            },
+        };
+        let caller_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let mut upstream = match self.forwarder.forward(upstream_req).await {
             Ok(resp) => resp,
+            Err(ForwardError::Unsupported(what)) => {
+                m::request(&tenant, verb, "unsupported");
+                tracing::info!(%tenant, what, mode = self.forwarder.mode(), "verb not available");
+                return text(
+                    http::StatusCode::NOT_IMPLEMENTED,
+                    "not available in this forwarding mode",
+                );
+            }
             Err(error) => {
-                tracing::warn!(%tenant, %error, "kubelet unreachable");
+                tracing::warn!(%tenant, %error, mode = self.forwarder.mode(), "upstream unreachable");
                 m::request(&tenant, verb, "upstream_error");
-                return text(http::StatusCode::BAD_GATEWAY, "kubelet unreachable");
+                return text(http::StatusCode::BAD_GATEWAY, "upstream unreachable");
             }
         };
         metrics::histogram!(m::DURATION, "verb" => verb).record(started.elapsed().as_secs_f64());
-        m::request(&tenant, verb, "ok");
-        tracing::debug!(%tenant, %path, status = %upstream.status(), "forwarded");
+        let status = upstream.status();
+        tracing::debug!(%tenant, verb, namespace = %loc.super_namespace, pod = %loc.super_pod, %status, "forwarded");
+        if status == http::StatusCode::SWITCHING_PROTOCOLS {
+            let Some(caller_upgrade) = caller_upgrade else {
+                tracing::warn!(%tenant, verb, "upstream switched protocols unasked");
+                m::request(&tenant, verb, "upstream_error");
+                return text(http::StatusCode::BAD_GATEWAY, "unexpected upgrade");
+            };
+            m::request(&tenant, verb, "ok");
+            let upstream_upgrade = hyper::upgrade::on(&mut upstream);
+            let guard = StreamGuard::new(&tenant, verb);
+            tokio::spawn(splice::splice(
+                caller_upgrade,
+                upstream_upgrade,
+                verb,
+                guard,
+            ));
+            let mut resp = http::Response::new(empty());
+            *resp.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+            *resp.headers_mut() = protocol_headers(upstream.headers());
+            return resp;
+        }
+        m::request(
+            &tenant,
+            verb,
+            if status.is_success() {
+                "ok"
+            } else {
+                "upstream_status"
+            },
+        );
         let (parts, body) = upstream.into_parts();
-        let guard = StreamGuard::new();
-        let bytes = metrics::counter!(m::BYTES, "verb" => verb);
+        let guard = StreamGuard::new(&tenant, verb);
+        let bytes = m::bytes(verb, "down");
         let body = body
             .map_frame(move |frame| {
                 let _held = &guard;
@@ -181,16 +261,67 @@ impl Agent {
                 }
                 frame
             })
-            .boxed();
+            .boxed_unsync();
         http::Response::from_parts(parts, body)
     }
+
+    /// `GET /pods`: the caller's pods on this node in tenant names.
+    async fn pods(&self, tenant: &str) -> http::Response<Body> {
+        let Some(node) = &self.config.node_name else {
+            m::request(tenant, "pods", "unavailable");
+            return text(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "node name not configured",
+            );
+        };
+        let answer = match self.translator.pods_on_node(tenant, node).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(%tenant, %error, "pods on node unavailable");
+                m::request(tenant, "pods", "unavailable");
+                return text(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "translation unavailable",
+                );
+            }
+        };
+        let list = pods::pod_list(pods::visible(tenant, node, &answer));
+        m::request(tenant, "pods", "ok");
+        let mut resp = http::Response::new(
+            Full::new(Bytes::from(list.to_string()))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}
+
+/// Whether the caller asks for a protocol upgrade (`Connection: Upgrade` plus an `Upgrade` header).
+fn wants_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 fn text(status: http::StatusCode, message: &'static str) -> http::Response<Body> {
     let mut resp = http::Response::new(
         Full::new(Bytes::from_static(message.as_bytes()))
             .map_err(|never| match never {})
-            .boxed(),
+            .boxed_unsync(),
     );
     *resp.status_mut() = status;
     resp.headers_mut().insert(

@@ -118,6 +118,23 @@ impl Translator {
         Ok(loc)
     }
 
+    /// The pods of `cluster_key` the syncer places on `node` (not cached: `/pods` is rare and must be fresh).
+    pub async fn pods_on_node(
+        &self,
+        cluster_key: &str,
+        node: &str,
+    ) -> Result<Vec<v1::PodLocation>, TranslateError> {
+        let request = v1::PodsOnNodeRequest {
+            cluster_key: cluster_key.to_string(),
+            node_name: node.to_string(),
+        };
+        match self.client.clone().pods_on_node(request).await {
+            Ok(resp) => Ok(resp.into_inner().pods),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(Vec::new()),
+            Err(status) => Err(TranslateError::Unavailable(status.to_string())),
+        }
+    }
+
     /// Number of cached translations.
     pub fn cached(&self) -> usize {
         self.cache.lock().len()

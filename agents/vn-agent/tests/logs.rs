@@ -113,7 +113,6 @@ async fn refused_callers_never_reach_the_kubelet() {
     assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
     // Paths the agent does not serve.
     for path in [
-        "/pods",
         "/containerLogs/default/web",
         "/configz",
         "/containerLogs/default/../web/app",

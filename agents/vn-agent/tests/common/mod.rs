@@ -1,16 +1,17 @@
 //! Test rig: an in-test implementation of the syncer's `Translation` service (real gRPC over loopback with
-//! mutual TLS), a simulated kubelet (HTTPS, requires the agent's kubelet-client certificate) and the agent.
+//! mutual TLS), a simulated kubelet (HTTPS, requires the agent's kubelet-client certificate; see
+//! [`kubelet`]) or a fake super API server (bearer token), and the agent.
 #![allow(dead_code, missing_docs)]
 
+pub mod kubelet;
+
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use rustls::server::WebPkiClientVerifier;
@@ -18,11 +19,19 @@ use rustls_pki_types::ServerName;
 use tenancy_proto::pki::{self, CertificateAuthority, IssuedCert};
 use tenancy_proto::tonic::{self, Request, Response, Status};
 use tenancy_proto::v1::{self, translation_event::Event, translation_server};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::client::TlsStream;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use vn_agent::{
-    Agent, AgentConfig, forward::KubeletForwarder, identity::TenantCas, tls, translate::Translator,
+    Agent, AgentConfig, apiserver::ApiServerForwarder, forward::Forwarder,
+    forward::KubeletForwarder, identity::TenantCas, tls, translate::Translator,
 };
+
+#[allow(unused_imports)]
+pub use kubelet::{KubeletLog, SimPod, Style, channel_message};
 
 type EventTx = mpsc::Sender<Result<v1::TranslationEvent, Status>>;
 
@@ -32,6 +41,7 @@ pub struct FakeTranslation {
     pub tenants: Mutex<Vec<v1::TenantIdentity>>,
     pub pods: Mutex<HashMap<(String, String, String), v1::PodLocation>>,
     pub watchers: Mutex<Vec<EventTx>>,
+    pub pods_on_node_calls: Mutex<Vec<v1::PodsOnNodeRequest>>,
 }
 
 impl FakeTranslation {
@@ -70,11 +80,22 @@ impl translation_server::Translation for FakeTranslation {
         Err(Status::unimplemented("not used by the agent"))
     }
 
+    /// Deliberately sloppy: every pod on the node, of every tenant (the agent must filter).
     async fn pods_on_node(
         &self,
-        _: Request<v1::PodsOnNodeRequest>,
+        req: Request<v1::PodsOnNodeRequest>,
     ) -> Result<Response<v1::PodsOnNodeResponse>, Status> {
-        Err(Status::unimplemented("not used by the agent"))
+        let r = req.into_inner();
+        self.pods_on_node_calls.lock().push(r.clone());
+        let mut pods: Vec<v1::PodLocation> = self
+            .pods
+            .lock()
+            .values()
+            .filter(|p| p.node_name == r.node_name)
+            .cloned()
+            .collect();
+        pods.sort_by(|a, b| a.tenant_pod.cmp(&b.tenant_pod));
+        Ok(Response::new(v1::PodsOnNodeResponse { pods }))
     }
 
     type WatchTranslationsStream = ReceiverStream<Result<v1::TranslationEvent, Status>>;
@@ -107,62 +128,16 @@ impl translation_server::Translation for FakeTranslation {
     }
 }
 
-/// What the simulated kubelet saw and did.
-#[derive(Default)]
-pub struct KubeletLog {
-    pub paths: Mutex<Vec<String>>,
-    pub follow_closed: AtomicBool,
-}
-
-struct ClosedOnDrop(Arc<KubeletLog>);
-impl Drop for ClosedOnDrop {
-    fn drop(&mut self) {
-        self.0.follow_closed.store(true, Ordering::SeqCst);
-    }
-}
-
-type Body = BoxBody<Bytes, Infallible>;
-
-async fn kubelet_handle(
-    log: Arc<KubeletLog>,
-    pods: Arc<Vec<(String, String)>>,
-    req: http::Request<Incoming>,
-) -> Result<http::Response<Body>, Infallible> {
-    let path = req.uri().path().to_string();
-    log.paths.lock().push(req.uri().to_string());
-    let known = pods
-        .iter()
-        .any(|(ns, pod)| path.starts_with(&format!("/containerLogs/{ns}/{pod}/")));
-    if !known {
-        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"not found")).boxed());
-        *resp.status_mut() = http::StatusCode::NOT_FOUND;
-        return Ok(resp);
-    }
-    if req.uri().query().is_some_and(|q| q.contains("follow=true")) {
-        let guard = ClosedOnDrop(log.clone());
-        let stream = futures::stream::unfold((1u64, guard), |(n, guard)| async move {
-            if n > 1 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Some((
-                Ok::<_, Infallible>(Frame::data(Bytes::from(format!("line {n}\n")))),
-                (n + 1, guard),
-            ))
-        });
-        return Ok(http::Response::new(StreamBody::new(stream).boxed()));
-    }
-    Ok(http::Response::new(
-        Full::new(Bytes::from_static(b"line 1\nline 2\n")).boxed(),
-    ))
-}
-
 pub struct Rig {
     pub fake: Arc<FakeTranslation>,
+    /// What the simulated kubelet (or, in API-server mode, the fake API server) saw.
     pub kubelet: Arc<KubeletLog>,
     pub agent_addr: std::net::SocketAddr,
     pub agent_ca: CertificateAuthority,
     pub cas: Arc<TenantCas>,
     pub translator: Arc<Translator>,
+    /// Address of the simulated kubelet (or fake API server).
+    pub upstream_addr: std::net::SocketAddr,
 }
 
 pub struct Tenant {
@@ -187,6 +162,11 @@ impl Tenant {
             kubelet_client_ca_pem: self.ca.cert_pem().to_string(),
         }
     }
+
+    /// The certificate and key PEM to present.
+    pub fn id(&self) -> Option<(&str, &str)> {
+        Some((self.cert.cert_pem.as_str(), self.cert.key_pem.as_str()))
+    }
 }
 
 fn ca() -> CertificateAuthority {
@@ -207,10 +187,95 @@ pub fn location(key: &str, ns: &str, pod: &str, node: &str) -> v1::PodLocation {
     }
 }
 
+/// How the agent of a [`Rig`] forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// To the simulated kubelet over mutual TLS.
+    Kubelet,
+    /// Through the fake API server (kubeconfig with its CA and a bearer token).
+    ApiServer,
+}
+
+/// Bearer token the fake API server accepts from the agent.
+pub const AGENT_TOKEN: &str = "agent-token";
+
+/// Starts an HTTPS server for `style` on loopback; `client_ca` makes it require client certificates.
+async fn start_upstream(
+    style: Style,
+    client_ca: Option<&CertificateAuthority>,
+    serving_ca: &CertificateAuthority,
+    pods: Arc<Vec<SimPod>>,
+) -> (std::net::SocketAddr, Arc<KubeletLog>) {
+    let cert = serving_ca
+        .issue_server(&pki::default_server_names(&[]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let builder = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let builder = match client_ca {
+        Some(client_ca) => {
+            let roots =
+                tls::roots("client CA", client_ca.cert_pem()).unwrap_or_else(|e| panic!("{e}"));
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), tls::provider())
+                    .build()
+                    .unwrap_or_else(|e| panic!("{e}"));
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut server_tls = builder
+        .with_single_cert(
+            tls::certs("server cert", &cert.cert_pem).unwrap_or_else(|e| panic!("{e}")),
+            tls::key("server key", &cert.key_pem).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    server_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let log = Arc::new(KubeletLog::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
+    let served = log.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log, pods) = (acceptor.clone(), served.clone(), pods.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |req| {
+                    kubelet::handle(style, log.clone(), pods.clone(), req)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    (addr, log)
+}
+
+/// A kubeconfig for the fake API server at `addr` trusting `ca`, authenticating with [`AGENT_TOKEN`].
+pub fn kubeconfig(addr: std::net::SocketAddr, ca: &CertificateAuthority) -> String {
+    use base64::Engine;
+    let ca_data = base64::engine::general_purpose::STANDARD.encode(ca.cert_pem());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: super\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca_data}\nusers:\n- name: vn-agent\n  user:\n    token: {AGENT_TOKEN}\ncontexts:\n- name: super\n  context:\n    cluster: super\n    user: vn-agent\ncurrent-context: super\n"
+    )
+}
+
 impl Rig {
     /// Starts the fake syncer (with `tenants` and `pods`), the kubelet serving the pods' super names, and the
     /// agent for node `n1`; waits until the agent has the tenant snapshot.
     pub async fn start(tenants: &[&Tenant], pods: Vec<v1::PodLocation>) -> Rig {
+        Self::start_mode(tenants, pods, Mode::Kubelet).await
+    }
+
+    /// Like [`Rig::start`], forwarding in `mode`.
+    pub async fn start_mode(tenants: &[&Tenant], pods: Vec<v1::PodLocation>, mode: Mode) -> Rig {
         // Syncer gRPC with mTLS.
         let grpc_ca = ca();
         let server = grpc_ca
@@ -263,75 +328,61 @@ impl Rig {
         .unwrap_or_else(|e| panic!("{e}"))
         .connect_lazy();
 
-        // Kubelet: serving cert from its CA; requires the agent's kubelet-client cert from another CA.
-        let kubelet_ca = ca();
-        let kubelet_client_ca = ca();
-        let kubelet_cert = kubelet_ca
-            .issue_server(&pki::default_server_names(&[]))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let roots = tls::roots("kubelet client CA", kubelet_client_ca.cert_pem())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), tls::provider())
-                .build()
-                .unwrap_or_else(|e| panic!("{e}"));
-        let mut kubelet_tls = rustls::ServerConfig::builder_with_provider(tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                tls::certs("kubelet cert", &kubelet_cert.cert_pem)
-                    .unwrap_or_else(|e| panic!("{e}")),
-                tls::key("kubelet key", &kubelet_cert.key_pem).unwrap_or_else(|e| panic!("{e}")),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        kubelet_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let kubelet_log = Arc::new(KubeletLog::default());
-        let super_pods: Arc<Vec<(String, String)>> = Arc::new(
+        let sim_pods: Arc<Vec<SimPod>> = Arc::new(
             pods.iter()
-                .map(|p| (p.super_namespace.clone(), p.super_pod.clone()))
+                .map(|p| SimPod {
+                    namespace: p.super_namespace.clone(),
+                    pod: p.super_pod.clone(),
+                    uid: p.super_uid.clone(),
+                })
                 .collect(),
         );
-        let kubelet_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let kubelet_addr = kubelet_listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("{e}"));
-        {
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(kubelet_tls));
-            let log = kubelet_log.clone();
-            tokio::spawn(async move {
-                while let Ok((tcp, _)) = kubelet_listener.accept().await {
-                    let (acceptor, log, super_pods) =
-                        (acceptor.clone(), log.clone(), super_pods.clone());
-                    tokio::spawn(async move {
-                        let Ok(tls) = acceptor.accept(tcp).await else {
-                            return;
-                        };
-                        let service = hyper::service::service_fn(move |req| {
-                            kubelet_handle(log.clone(), super_pods.clone(), req)
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tls), service)
-                            .await;
-                    });
-                }
-            });
-        }
-        let agent_kubelet_cert = kubelet_client_ca
-            .issue_client("vn-agent")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let forwarder = KubeletForwarder::new(
-            kubelet_addr.to_string(),
-            ServerName::try_from("127.0.0.1").unwrap_or_else(|e| panic!("{e}")),
-            tls::kubelet_client_config(
-                kubelet_ca.cert_pem(),
-                &agent_kubelet_cert.cert_pem,
-                &agent_kubelet_cert.key_pem,
-            )
-            .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let upstream_ca = ca();
+        let (upstream_addr, upstream_log, forwarder): (_, _, Arc<dyn Forwarder>) = match mode {
+            Mode::Kubelet => {
+                // Kubelet: serving cert from its CA; requires the agent's kubelet-client cert from another CA.
+                let kubelet_client_ca = ca();
+                let (addr, log) = start_upstream(
+                    Style::Kubelet,
+                    Some(&kubelet_client_ca),
+                    &upstream_ca,
+                    sim_pods,
+                )
+                .await;
+                let agent_kubelet_cert = kubelet_client_ca
+                    .issue_client("vn-agent")
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let forwarder = KubeletForwarder::new(
+                    addr.to_string(),
+                    ServerName::try_from("127.0.0.1").unwrap_or_else(|e| panic!("{e}")),
+                    tls::kubelet_client_config(
+                        upstream_ca.cert_pem(),
+                        &agent_kubelet_cert.cert_pem,
+                        &agent_kubelet_cert.key_pem,
+                    )
+                    .unwrap_or_else(|e| panic!("{e}")),
+                );
+                (addr, log, Arc::new(forwarder))
+            }
+            Mode::ApiServer => {
+                let (addr, log) = start_upstream(
+                    Style::ApiServer { token: AGENT_TOKEN },
+                    None,
+                    &upstream_ca,
+                    sim_pods,
+                )
+                .await;
+                let kubeconfig =
+                    kube::config::Kubeconfig::from_yaml(&kubeconfig(addr, &upstream_ca))
+                        .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .unwrap_or_else(|e| panic!("kube config: {e}"));
+                let forwarder =
+                    ApiServerForwarder::new(config).unwrap_or_else(|e| panic!("forwarder: {e}"));
+                (addr, log, Arc::new(forwarder))
+            }
+        };
 
         // Agent.
         let cas = Arc::new(TenantCas::default());
@@ -353,7 +404,7 @@ impl Rig {
         let agent_addr = agent_listener
             .local_addr()
             .unwrap_or_else(|e| panic!("{e}"));
-        let agent = Agent::new(
+        let agent = Agent::with_forwarder(
             AgentConfig {
                 node_name: Some("n1".into()),
             },
@@ -364,11 +415,12 @@ impl Rig {
 
         let rig = Rig {
             fake,
-            kubelet: kubelet_log,
+            kubelet: upstream_log,
             agent_addr,
             agent_ca,
             cas,
             translator,
+            upstream_addr,
         };
         let want = tenants.len();
         rig.wait_for("tenant snapshot", || rig.cas.len() == want)
@@ -377,22 +429,11 @@ impl Rig {
     }
 
     pub async fn wait_for(&self, what: &str, cond: impl Fn() -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !cond() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for(what, cond).await
     }
 
-    /// GET `path` from the agent presenting `identity` (certificate + key PEM), body still streaming.
-    pub async fn get(
-        &self,
-        identity: Option<(&str, &str)>,
-        path: &str,
-    ) -> http::Response<Incoming> {
+    /// A TLS connection to the agent presenting `identity` (certificate + key PEM).
+    pub async fn connect(&self, identity: Option<(&str, &str)>) -> TlsStream<TcpStream> {
         let roots =
             tls::roots("agent CA", self.agent_ca.cert_pem()).unwrap_or_else(|e| panic!("{e}"));
         let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
@@ -408,28 +449,82 @@ impl Rig {
                 .unwrap_or_else(|e| panic!("{e}")),
             None => builder.with_no_client_auth(),
         };
-        let tcp = tokio::net::TcpStream::connect(self.agent_addr)
+        let tcp = TcpStream::connect(self.agent_addr)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(
                 ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}")),
                 tcp,
             )
             .await
-            .unwrap_or_else(|e| panic!("client TLS: {e}"));
+            .unwrap_or_else(|e| panic!("client TLS: {e}"))
+    }
+
+    /// Sends `req` to the agent presenting `identity`; the connection supports upgrades.
+    pub async fn send(
+        &self,
+        identity: Option<(&str, &str)>,
+        req: http::Request<Empty<Bytes>>,
+    ) -> http::Response<Incoming> {
+        let tls = self.connect(identity).await;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        tokio::spawn(conn);
-        let req = http::Request::get(path)
-            .header(http::header::HOST, "localhost")
-            .body(Empty::<Bytes>::new())
-            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(conn.with_upgrades());
         sender
             .send_request(req)
             .await
             .unwrap_or_else(|e| panic!("request: {e}"))
+    }
+
+    /// GET `path` from the agent presenting `identity` (certificate + key PEM), body still streaming.
+    pub async fn get(
+        &self,
+        identity: Option<(&str, &str)>,
+        path: &str,
+    ) -> http::Response<Incoming> {
+        let req = http::Request::get(path)
+            .header(http::header::HOST, "localhost")
+            .body(Empty::<Bytes>::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.send(identity, req).await
+    }
+
+    /// Opens a WebSocket to `path` on the agent offering `protocols` (comma-separated subprotocols).
+    pub async fn ws(
+        &self,
+        identity: Option<(&str, &str)>,
+        path: &str,
+        protocols: &str,
+    ) -> Result<
+        (
+            WebSocketStream<TlsStream<TcpStream>>,
+            tungstenite::handshake::client::Response,
+        ),
+        tungstenite::Error,
+    > {
+        let tls = self.connect(identity).await;
+        let mut request = format!("wss://localhost{path}")
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("{e}"));
+        request.headers_mut().insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            http::HeaderValue::from_str(protocols).unwrap_or_else(|e| panic!("{e}")),
+        );
+        tokio_tungstenite::client_async(request, tls).await
+    }
+}
+
+/// Polls `cond` every 20 ms for up to 60 s.
+pub async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -458,4 +553,69 @@ pub async fn read_lines(body: &mut Incoming, n: usize) -> String {
         }
     }
     got
+}
+
+/// The output of a channel-protocol session (exec/attach): what arrived on each channel until the server
+/// closed the WebSocket.
+#[derive(Debug, Default)]
+pub struct Channels {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: String,
+    pub closed: bool,
+}
+
+/// Reads channel messages from `ws` until the server closes it (or the stream ends).
+pub async fn read_channels<S>(ws: &mut WebSocketStream<S>) -> Channels
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures::StreamExt;
+    let mut out = Channels::default();
+    while let Some(msg) = ws.next().await {
+        match msg {
+            Ok(tungstenite::Message::Binary(data)) => {
+                let text = String::from_utf8_lossy(&data[1.min(data.len())..]).into_owned();
+                match data.first() {
+                    Some(1) => out.stdout.push_str(&text),
+                    Some(2) => out.stderr.push_str(&text),
+                    Some(3) => out.status.push_str(&text),
+                    _ => {}
+                }
+            }
+            Ok(tungstenite::Message::Close(_)) => out.closed = true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Renders the process-wide Prometheus recorder (installed on first use) for metric assertions.
+pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .unwrap_or_else(|e| panic!("metrics recorder: {e}"))
+    })
+}
+
+/// Value of the sample of `name` whose labels include all of `labels` (0 when absent).
+pub fn metric(name: &str, labels: &[(&str, &str)]) -> f64 {
+    let rendered = metrics().render();
+    rendered
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
 }
