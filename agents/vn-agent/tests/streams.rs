@@ -633,3 +633,46 @@ async fn apiserver_mode_maps_to_pod_subresources() {
         );
     }
 }
+
+#[tokio::test]
+async fn apiserver_mode_through_the_simulator_reaches_the_kubelet() {
+    let a = Tenant::new("stream-a", "uid-a");
+    let ns = long_namespace();
+    let pod = location(&a.key, &ns, "web", "n1");
+    let rig = Rig::start_mode(&[&a], vec![pod.clone()], Mode::Simulator).await;
+    let sns = &pod.super_namespace;
+
+    let resp = rig
+        .get(a.id(), &format!("/containerLogs/{ns}/web/app?tailLines=2"))
+        .await;
+    assert_eq!(resp.status(), http::StatusCode::OK);
+    assert_eq!(text(resp).await, "line 1\nline 2\n");
+
+    let (mut ws, _) = rig
+        .ws(
+            a.id(),
+            &format!("/exec/{ns}/web/app?command=echo&command=hi&output=1&error=1"),
+            V5,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = read_channels(&mut ws).await;
+    assert_eq!(out.stdout, "hi\n");
+    assert!(out.status.contains("Success"), "{out:?}");
+
+    // What reached the kubelet went agent → simulator pods/{log,exec} → kubelet, under super names.
+    let paths = rig.kubelet.paths.lock().clone();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(
+        paths[0].starts_with(&format!("/containerLogs/{sns}/web/app?"))
+            && paths[0].contains("tailLines=2"),
+        "{paths:?}"
+    );
+    assert!(
+        paths[1].starts_with(&format!("/exec/{sns}/web/app?")),
+        "{paths:?}"
+    );
+    for part in ["command=echo", "command=hi", "output=1", "error=1"] {
+        assert!(paths[1].contains(part), "{part} in {paths:?}");
+    }
+}

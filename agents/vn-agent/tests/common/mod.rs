@@ -136,8 +136,10 @@ pub struct Rig {
     pub agent_ca: CertificateAuthority,
     pub cas: Arc<TenantCas>,
     pub translator: Arc<Translator>,
-    /// Address of the simulated kubelet (or fake API server).
+    /// Address of the simulated kubelet (or fake API server, or simulator).
     pub upstream_addr: std::net::SocketAddr,
+    /// The API server simulator in [`Mode::Simulator`].
+    pub simulator: Option<apisim::Simulator>,
 }
 
 pub struct Tenant {
@@ -194,6 +196,9 @@ pub enum Mode {
     Kubelet,
     /// Through the fake API server (kubeconfig with its CA and a bearer token).
     ApiServer,
+    /// Through the API server simulator (`loadtest/apisim`, HTTPS) whose pod-subresource proxy reaches the
+    /// simulated kubelet over mutual TLS: the super pods exist there, bound to node `n1`.
+    Simulator,
 }
 
 /// Bearer token the fake API server accepts from the agent.
@@ -206,8 +211,19 @@ async fn start_upstream(
     serving_ca: &CertificateAuthority,
     pods: Arc<Vec<SimPod>>,
 ) -> (std::net::SocketAddr, Arc<KubeletLog>) {
+    start_upstream_on([127, 0, 0, 1].into(), style, client_ca, serving_ca, pods).await
+}
+
+/// [`start_upstream`] listening on `ip` (its certificate valid for that address too).
+async fn start_upstream_on(
+    ip: std::net::Ipv4Addr,
+    style: Style,
+    client_ca: Option<&CertificateAuthority>,
+    serving_ca: &CertificateAuthority,
+    pods: Arc<Vec<SimPod>>,
+) -> (std::net::SocketAddr, Arc<KubeletLog>) {
     let cert = serving_ca
-        .issue_server(&pki::default_server_names(&[]))
+        .issue_server(&pki::default_server_names(&[ip.to_string()]))
         .unwrap_or_else(|e| panic!("{e}"));
     let builder = rustls::ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()
@@ -232,7 +248,7 @@ async fn start_upstream(
         .unwrap_or_else(|e| panic!("{e}"));
     server_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let log = Arc::new(KubeletLog::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind((ip, 0))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
@@ -265,6 +281,85 @@ pub fn kubeconfig(addr: std::net::SocketAddr, ca: &CertificateAuthority) -> Stri
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: super\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca_data}\nusers:\n- name: vn-agent\n  user:\n    token: {AGENT_TOKEN}\ncontexts:\n- name: super\n  context:\n    cluster: super\n    user: vn-agent\ncurrent-context: super\n"
     )
+}
+
+/// The kubelet of node `n1` of the simulator (on `127.0.0.2`, which the simulator gives its second node), the
+/// simulator (HTTPS; pod subresources proxied to the kubelet with a client certificate the kubelet accepts)
+/// holding `pods` bound to `n1`, and an API-server forwarder using the simulator's kubeconfig.
+async fn start_simulator(
+    kubelet_ca: &CertificateAuthority,
+    pods: Arc<Vec<SimPod>>,
+) -> (apisim::Simulator, Arc<KubeletLog>, ApiServerForwarder) {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    let node_ip = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let kubelet_client_ca = ca();
+    let (kubelet_addr, log) = start_upstream_on(
+        node_ip,
+        Style::Kubelet,
+        Some(&kubelet_client_ca),
+        kubelet_ca,
+        pods.clone(),
+    )
+    .await;
+    let sim_client_cert = kubelet_client_ca
+        .issue_client("kube-apiserver-kubelet-client")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let serving_ca = ca();
+    let serving = serving_ca
+        .issue_server(&pki::default_server_names(&[]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sim = apisim::Simulator::start(apisim::SimConfig {
+        tls: Some(apisim::tls::TlsConfig {
+            cert_chain_pem: serving.cert_pem.clone(),
+            key_pem: serving.key_pem.clone(),
+            ca_pem: Some(serving_ca.cert_pem().to_string()),
+        }),
+        kubelet: Some(apisim::KubeletConfig {
+            nodes: 2,
+            node_name_prefix: "n".into(),
+            first_node_ip: std::net::Ipv4Addr::new(127, 0, 0, 1),
+            kubelet_port: kubelet_addr.port(),
+            ..apisim::KubeletConfig::default()
+        }),
+        kubelet_client: Some(apisim::podproxy::KubeletClientConfig::new(
+            kubelet_ca.cert_pem().to_string(),
+            sim_client_cert.cert_pem.clone(),
+            sim_client_cert.key_pem.clone(),
+        )),
+        ..apisim::SimConfig::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("simulator: {e}"));
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml("super"))
+        .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("kube config: {e}"));
+    assert!(
+        config.cluster_url.scheme_str() == Some("https") && config.root_cert.is_some(),
+        "the agent verifies the simulator's certificate"
+    );
+    let client = kube::Client::try_from(config.clone()).unwrap_or_else(|e| panic!("{e}"));
+    for pod in pods.iter() {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": pod.namespace}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let _ = kube::Api::<Namespace>::all(client.clone())
+            .create(&Default::default(), &ns)
+            .await;
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": pod.pod, "namespace": pod.namespace},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "app"}]},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        kube::Api::<Pod>::namespaced(client.clone(), &pod.namespace)
+            .create(&Default::default(), &p)
+            .await
+            .unwrap_or_else(|e| panic!("create super pod: {e}"));
+    }
+    let forwarder = ApiServerForwarder::new(config).unwrap_or_else(|e| panic!("forwarder: {e}"));
+    (sim, log, forwarder)
 }
 
 impl Rig {
@@ -338,6 +433,7 @@ impl Rig {
                 .collect(),
         );
         let upstream_ca = ca();
+        let mut simulator = None;
         let (upstream_addr, upstream_log, forwarder): (_, _, Arc<dyn Forwarder>) = match mode {
             Mode::Kubelet => {
                 // Kubelet: serving cert from its CA; requires the agent's kubelet-client cert from another CA.
@@ -382,6 +478,12 @@ impl Rig {
                     ApiServerForwarder::new(config).unwrap_or_else(|e| panic!("forwarder: {e}"));
                 (addr, log, Arc::new(forwarder))
             }
+            Mode::Simulator => {
+                let (sim, log, forwarder) = start_simulator(&upstream_ca, sim_pods).await;
+                let addr = sim.addr();
+                simulator = Some(sim);
+                (addr, log, Arc::new(forwarder))
+            }
         };
 
         // Agent.
@@ -421,6 +523,7 @@ impl Rig {
             cas,
             translator,
             upstream_addr,
+            simulator,
         };
         let want = tenants.len();
         rig.wait_for("tenant snapshot", || rig.cas.len() == want)
