@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, combinators::UnsyncBoxBody};
@@ -28,6 +29,9 @@ pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 /// The future a [`Forwarder`] returns.
 pub type ForwardFuture<'a> =
     Pin<Box<dyn Future<Output = Result<http::Response<UpstreamBody>, ForwardError>> + Send + 'a>>;
+
+/// Longest wait for the TCP connection and TLS handshake to the kubelet.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a forward failed.
 #[derive(Debug, thiserror::Error)]
@@ -153,13 +157,16 @@ impl KubeletForwarder {
             addr: self.addr.clone(),
             source,
         };
-        let tcp = tokio::net::TcpStream::connect(&self.addr)
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(&self.addr).await?;
+            let _ = tcp.set_nodelay(true);
+            tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(self.server_name.clone(), tcp)
+                .await
+        };
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
-            .map_err(connect_err)?;
-        let _ = tcp.set_nodelay(true);
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(self.server_name.clone(), tcp)
-            .await
+            .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
             .map_err(connect_err)?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(async move {
@@ -195,5 +202,56 @@ impl Forwarder for KubeletForwarder {
 
     fn mode(&self) -> &'static str {
         "kubelet"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_protocol_headers_pass() {
+        let mut caller = http::HeaderMap::new();
+        for (name, value) in [
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+            (
+                "sec-websocket-protocol",
+                "v5.channel.k8s.io, v4.channel.k8s.io",
+            ),
+            ("x-stream-protocol-version", "v4.channel.k8s.io"),
+            ("x-stream-protocol-version", "channel.k8s.io"),
+            ("authorization", "Bearer secret"),
+            ("cookie", "session=1"),
+            ("impersonate-user", "admin"),
+            ("x-remote-user", "admin"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("host", "tenant"),
+        ] {
+            caller.append(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        let passed = protocol_headers(&caller);
+        let mut names: Vec<&str> = passed.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "connection",
+                "sec-websocket-key",
+                "sec-websocket-protocol",
+                "sec-websocket-version",
+                "upgrade",
+                "x-stream-protocol-version"
+            ]
+        );
+        assert_eq!(
+            passed.get_all("x-stream-protocol-version").iter().count(),
+            2
+        );
     }
 }

@@ -169,9 +169,53 @@ async fn main() -> anyhow::Result<()> {
         translator,
         forwarder,
     );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
     tokio::select! {
         () = agent.serve(listener, serving) => {}
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+        _ = terminate.recv() => tracing::info!("terminated; shutting down"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    const BASE: &[&str] = &[
+        "vn-agent",
+        "--tls-cert=c",
+        "--tls-key=k",
+        "--syncer-ca=a",
+        "--syncer-cert=b",
+        "--syncer-key=d",
+    ];
+
+    #[test]
+    fn command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn kubelet_is_the_default_mode_and_apiserver_needs_no_kubelet_material() {
+        let args = Args::try_parse_from(BASE).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.forward, Mode::Kubelet);
+        assert!(required(&args.kubelet_ca, "--kubelet-ca").is_err());
+
+        let mut argv = BASE.to_vec();
+        argv.extend([
+            "--forward=apiserver",
+            "--super-kubeconfig=/etc/super.yaml",
+            "--node-name=n1",
+        ]);
+        let args = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.forward, Mode::Apiserver);
+        assert_eq!(
+            args.super_kubeconfig,
+            Some(PathBuf::from("/etc/super.yaml"))
+        );
+        assert_eq!(args.node_name.as_deref(), Some("n1"));
+    }
 }

@@ -330,3 +330,38 @@ fn text(status: http::StatusCode, message: &'static str) -> http::Response<Body>
     );
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_static(k),
+                http::HeaderValue::from_static(v),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn upgrade_needs_both_headers() {
+        assert!(wants_upgrade(&headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "SPDY/3.1")
+        ])));
+        assert!(wants_upgrade(&headers(&[
+            ("connection", "keep-alive"),
+            ("connection", "upgrade"),
+            ("upgrade", "websocket")
+        ])));
+        assert!(!wants_upgrade(&headers(&[("upgrade", "websocket")])));
+        assert!(!wants_upgrade(&headers(&[("connection", "Upgrade")])));
+        assert!(!wants_upgrade(&headers(&[
+            ("connection", "upgraded"),
+            ("upgrade", "websocket")
+        ])));
+    }
+}
