@@ -233,9 +233,11 @@ async fn pods_go_down_run_report_back_and_go_away() -> Result<()> {
 
     // Quiet: no write for a while once in sync (no update loop on our own writes' events).
     let settled = quiet(&writes).await?;
-    // Namespace create, then per pod: create, bind, and one status copy per super status change (a few).
+    // Namespace create, then per pod: create, bind, the metadata update after the bind, and one status copy
+    // per super status change observed (how many of those the simulator's kubelet makes visible depends on
+    // timing: 31 or 32 in total were both seen).
     assert!(
-        settled <= 1 + 5 * 6,
+        settled <= 1 + 5 * 7,
         "{settled} writes to sync 1 namespace and 5 pods"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -135,6 +135,49 @@ async fn status_and_binding_flow_up_then_a_second_reconcile_writes_nothing() -> 
     Ok(())
 }
 
+/// The binding is followed by a live read of the tenant pod; a tenant write that landed in between (here: a
+/// label the user changed after the view was filled) must survive the metadata update that follows the bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_label_written_before_the_bind_is_not_reverted() -> Result<()> {
+    let env = Env::start().await?;
+    env.tenant_namespace("web").await?;
+    env.create_tenant_pod(nginx("web", "nginx")).await?;
+    let key = env.pod_key("web", "nginx");
+    env.reconcile(&key).await?;
+    let running = env.run_super_pod("web", "nginx", "node-a").await?;
+    // The tenant already has the super status (written up before), but is not bound yet: the plan is
+    // bind, then the metadata update (the super namespace the copy lives in).
+    let tenant = env.tenant_pods("web");
+    let mut t = tenant.get("nginx").await?;
+    t.status = running.status.clone();
+    tenant
+        .replace_status("nginx", &PostParams::default(), &t)
+        .await?;
+    env.observe(&key).await?;
+    // The user relabels the pod; the view has not seen it yet.
+    let mut t = tenant.get("nginx").await?;
+    t.metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("generation".into(), "2".into());
+    tenant.replace("nginx", &PostParams::default(), &t).await?;
+    env.reconcile_only(&key).await?;
+
+    let t = tenant.get("nginx").await?;
+    assert_eq!(node_name(&t), Some("node-a"), "bound");
+    assert!(
+        annotation(&t, "tenancy.x-k8s.io/super-namespace-uid").is_some(),
+        "the metadata update ran: {:?}",
+        t.metadata.annotations
+    );
+    assert_eq!(
+        label(&t, "generation"),
+        Some("2"),
+        "the user's label must not be reverted"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_label_and_deadline_changes_flow_down() -> Result<()> {
     let env = Env::start().await?;

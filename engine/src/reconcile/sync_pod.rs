@@ -189,7 +189,9 @@ impl PodSync<'_> {
         mut tenant: Option<Pod>,
         actions: Vec<PodAction>,
     ) -> Result<Flow, SyncError> {
-        for action in actions {
+        let count = actions.len();
+        for (i, action) in actions.into_iter().enumerate() {
+            let last = i + 1 == count;
             let flow = match action {
                 PodAction::CreateSuper(pod) => self.create_super(*pod, tenant.as_ref()).await?,
                 PodAction::UpdateSuper(pod) => self.update_super(&pod).await?,
@@ -225,8 +227,10 @@ impl PodSync<'_> {
                     match writer::bind(&self.tenant_pods, self.tenant_target(), &uid, &node).await {
                         Ok(()) => {
                             count_write(KIND_POD, "tenant", "bind");
-                            tenant = self.refresh_tenant().await?;
-                            Flow::Done
+                            // The binding answers no object: the live read may carry writes of others made
+                            // since the plan, so what follows is planned again from it (never written over it).
+                            self.refresh_tenant().await?;
+                            return Ok(if last { Flow::Done } else { Flow::Replan });
                         }
                         Err(e) if e.is_conflict() || e.is_not_found() => {
                             self.refresh_tenant().await?;
