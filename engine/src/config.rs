@@ -84,8 +84,10 @@ pub enum ConfigError {
                   gRPC TenantRegistry (Register/Unregister at run time, durable in the data directory). \
                   The gRPC API (tenancy.sync.v1: tenant registry, translation, health) listens on \
                   --grpc-addr with mutual TLS: without --grpc-tls-cert/--grpc-tls-key/--grpc-client-ca a CA, \
-                  a server certificate and a client certificate are generated once into <data-dir>/grpc/ \
-                  (clients use ca.pem, client.pem, client-key.pem). --grpc-insecure serves plain text \
+                  a server certificate and one client certificate per role are generated once into \
+                  <data-dir>/grpc/ (clients use ca.pem and client.pem/client-key.pem for role admin, \
+                  vc-manager.pem, vn-agent.pem or viewer.pem with their -key.pem; each role may call only \
+                  its methods). --grpc-insecure serves plain text \
                   without client authentication (explicit opt-in, local experiments only).\n\n\
                   Without --super-kubeconfig the syncer runs its embedded default: it starts in-process \
                   simulated API servers (one super cluster with a simulated kubelet, N tenants), creates \

@@ -6,12 +6,14 @@
 //!   (`v1::tenant_registry_server::{TenantRegistry, TenantRegistryServer}`, ...).
 //! * [`tls`]: mutual TLS for both ends from PEM files or strings, and [`tls::connect`] to open a channel.
 //! * [`pki`]: a small certificate authority (rcgen) that issues the server and client certificates, used by the
-//!   syncer's default set-up and by tests.
+//!   syncer's default set-up and by tests; one client certificate per [`roles::Role`].
+//! * [`roles`]: the roles a client certificate carries (`OU`) and which methods each may call.
 //!
 //! The naming rule (cluster key, super namespace) is not here: it lives in the `tenancy-naming` crate, shared
 //! by the syncer and its peers.
 
 pub mod pki;
+pub mod roles;
 pub mod tls;
 
 /// Messages and services of `tenancy.sync.v1` (generated).

@@ -13,13 +13,14 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
+use crate::roles::Role;
 use crate::tls::{TlsError, TlsMaterial};
 
 /// Common name of CAs generated here (a CA loaded back with [`CertificateAuthority::from_pem`] must have it).
 pub const CA_COMMON_NAME: &str = "tenancy-sync-ca";
 /// Common name of the generated server certificate.
 pub const SERVER_COMMON_NAME: &str = "tenancy-syncer";
-/// Common name of the default client certificate.
+/// Common name of the default client certificate (`client.pem`, role `admin`).
 pub const DEFAULT_CLIENT_NAME: &str = "tenancy-sync-client";
 
 /// Errors of the PKI.
@@ -155,12 +156,31 @@ impl CertificateAuthority {
         self.issue(params, "server certificate")
     }
 
-    /// A client certificate with common name `common_name`.
+    /// A client certificate with common name `common_name` and no role (it may only call `Health`; see
+    /// [`crate::roles`]).
     pub fn issue_client(&self, common_name: &str) -> Result<IssuedCert, PkiError> {
+        self.issue_client_cert(common_name, None)
+    }
+
+    /// A client certificate with common name `common_name` carrying `role` (its `OU` attribute).
+    pub fn issue_client_for(&self, common_name: &str, role: Role) -> Result<IssuedCert, PkiError> {
+        self.issue_client_cert(common_name, Some(role))
+    }
+
+    fn issue_client_cert(
+        &self,
+        common_name: &str,
+        role: Option<Role>,
+    ) -> Result<IssuedCert, PkiError> {
         let mut params = CertificateParams::default();
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
+        if let Some(role) = role {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationalUnitName, role.as_str());
+        }
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -229,39 +249,79 @@ impl PkiFiles {
         }
     }
 
-    /// Uses the PKI in `dir` if its files exist, else generates a CA, a server certificate for
-    /// `server_names` and a client certificate and writes them. Existing files are never overwritten, so
-    /// clients configured with the CA keep working across restarts.
+    /// Uses the PKI in `dir`, issuing whatever is missing: a CA (only when `ca.pem`/`ca-key.pem` are not
+    /// there; then every certificate is issued anew), a server certificate for `server_names`, and the
+    /// client certificates: `client.pem` with role `admin` and one `<role>.pem` + `<role>-key.pem` for each
+    /// other [`Role`]. Existing files are never overwritten otherwise, so clients configured with the CA
+    /// keep working across restarts, and a deleted client certificate is re-issued from the same CA. Every
+    /// file is written under a temporary name and renamed, so a reader that sees a file sees all of it.
     pub fn ensure(dir: &Path, server_names: &[String]) -> Result<Self, PkiError> {
         let files = Self::in_dir(dir);
-        if files.all().iter().all(|p| p.exists()) {
+        let complete = |cert: &PathBuf, key: &PathBuf| cert.exists() && key.exists();
+        if complete(&files.ca_cert, &files.ca_key)
+            && complete(&files.server_cert, &files.server_key)
+            && files.missing_roles().next().is_none()
+        {
             return Ok(files);
         }
         std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
-        let ca = CertificateAuthority::generate()?;
-        let server = ca.issue_server(server_names)?;
-        let client = ca.issue_client(DEFAULT_CLIENT_NAME)?;
-        write(&files.ca_cert, ca.cert_pem(), false)?;
-        write(&files.ca_key, &ca.key_pem(), true)?;
-        write(&files.server_cert, &server.cert_pem, false)?;
-        write(&files.server_key, &server.key_pem, true)?;
-        write(&files.client_cert, &client.cert_pem, false)?;
-        write(&files.client_key, &client.key_pem, true)?;
+        let (ca, fresh) = if complete(&files.ca_cert, &files.ca_key) {
+            (files.authority()?, false)
+        } else {
+            let ca = CertificateAuthority::generate()?;
+            write(&files.ca_key, &ca.key_pem(), true)?;
+            write(&files.ca_cert, ca.cert_pem(), false)?;
+            (ca, true)
+        };
+        if fresh || !complete(&files.server_cert, &files.server_key) {
+            let server = ca.issue_server(server_names)?;
+            write(&files.server_key, &server.key_pem, true)?;
+            write(&files.server_cert, &server.cert_pem, false)?;
+        }
+        let roles: Vec<Role> = if fresh {
+            Role::ALL.to_vec()
+        } else {
+            files.missing_roles().collect()
+        };
+        for role in roles {
+            let (cert_path, key_path) = files.role_files(role);
+            let name = match role {
+                Role::Admin => DEFAULT_CLIENT_NAME,
+                other => other.as_str(),
+            };
+            let cert = ca.issue_client_for(name, role)?;
+            write(&key_path, &cert.key_pem, true)?;
+            write(&cert_path, &cert.cert_pem, false)?;
+        }
         Ok(files)
     }
 
-    fn all(&self) -> [&PathBuf; 6] {
-        [
-            &self.ca_cert,
-            &self.ca_key,
-            &self.server_cert,
-            &self.server_key,
-            &self.client_cert,
-            &self.client_key,
-        ]
+    /// The certificate and key files of the client certificate for `role`: `client.pem`/`client-key.pem`
+    /// for `admin`, `<role>.pem`/`<role>-key.pem` for the others (e.g. `vc-manager.pem`).
+    pub fn role_files(&self, role: Role) -> (PathBuf, PathBuf) {
+        match role {
+            Role::Admin => (self.client_cert.clone(), self.client_key.clone()),
+            other => (
+                self.dir.join(format!("{other}.pem")),
+                self.dir.join(format!("{other}-key.pem")),
+            ),
+        }
+    }
+
+    /// What a client with `role` needs (its certificate and key, and the CA to verify the server).
+    pub fn role_material(&self, role: Role) -> Result<TlsMaterial, PkiError> {
+        let (cert, key) = self.role_files(role);
+        Ok(TlsMaterial::from_files(&self.ca_cert, &cert, &key)?)
+    }
+
+    fn missing_roles(&self) -> impl Iterator<Item = Role> + '_ {
+        Role::ALL.into_iter().filter(|role| {
+            let (cert, key) = self.role_files(*role);
+            !(cert.exists() && key.exists())
+        })
     }
 
     /// What the server needs (its certificate, and the CA its clients must be signed by).
@@ -273,7 +333,7 @@ impl PkiFiles {
         )?)
     }
 
-    /// What a client needs (the default client certificate, and the CA to verify the server).
+    /// What a client needs (the default client certificate, role `admin`, and the CA to verify the server).
     pub fn client_material(&self) -> Result<TlsMaterial, PkiError> {
         Ok(TlsMaterial::from_files(
             &self.ca_cert,
@@ -309,8 +369,13 @@ fn write(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = options.open(path).map_err(err)?;
-    file.write_all(contents.as_bytes()).map_err(err)
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut file = options.open(&tmp).map_err(err)?;
+    file.write_all(contents.as_bytes()).map_err(err)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(err)
 }
 
 #[cfg(test)]
@@ -339,6 +404,30 @@ mod tests {
         }
         let material = files.client_material()?;
         assert!(material.key_pem.contains("PRIVATE KEY"));
+        // One client certificate per role, each naming its role.
+        for role in Role::ALL {
+            let material = files.role_material(role)?;
+            let id = crate::roles::Identity::from_pem(&material.cert_pem)?;
+            assert_eq!(id.roles, vec![role]);
+        }
+        // A directory from before roles (no role files) gets them from its CA; nothing else changes.
+        let (vc_cert, vc_key) = files.role_files(Role::VcManager);
+        std::fs::remove_file(&vc_cert)?;
+        std::fs::remove_file(&vc_key)?;
+        let client_before = std::fs::read_to_string(&files.client_cert)?;
+        let server_before = std::fs::read_to_string(&files.server_cert)?;
+        PkiFiles::ensure(dir.path(), &names)?;
+        let id = crate::roles::Identity::from_pem(&std::fs::read_to_string(&vc_cert)?)?;
+        assert_eq!(id.roles, vec![Role::VcManager]);
+        assert_eq!(std::fs::read_to_string(&files.client_cert)?, client_before);
+        assert_eq!(std::fs::read_to_string(&files.server_cert)?, server_before);
+        assert_eq!(std::fs::read_to_string(&files.ca_cert)?, first);
+        // A deleted client.pem is re-issued as admin from the same CA.
+        std::fs::remove_file(&files.client_cert)?;
+        PkiFiles::ensure(dir.path(), &names)?;
+        let id = crate::roles::Identity::from_pem(&std::fs::read_to_string(&files.client_cert)?)?;
+        assert_eq!(id.roles, vec![Role::Admin]);
+        assert_eq!(std::fs::read_to_string(&files.ca_cert)?, first);
         Ok(())
     }
 

@@ -10,6 +10,13 @@
 //! - 6: the VirtualCluster already exists (`create`)
 //!
 //! Errors go to stderr as one line `error: <text>`; results to stdout.
+//!
+//! `list` and `describe` also show the syncer's view (sync phase, objects in sync, backlog, lag) when
+//! `--syncer-addr` (or `KUBECTL_VC_SYNCER_ADDR`) is given; without it, or when the syncer cannot be
+//! reached within 5 s, those fields show `-`, one `warning: ...` line goes to stderr and the exit code
+//! stays what it would have been.
+
+mod syncer;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -49,6 +56,8 @@ struct Cli {
     /// Namespace of the VirtualCluster.
     #[arg(short = 'n', long, global = true, default_value = "default")]
     namespace: String,
+    #[command(flatten)]
+    syncer: syncer::SyncerArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,7 +87,8 @@ enum Command {
         #[arg(long, default_value = "300s", value_parser = parse_duration)]
         timeout: Duration,
     },
-    /// List VirtualClusters: namespace, name, phase, age, root namespace.
+    /// List VirtualClusters: namespace, name, phase, age, and from the syncer its sync phase, objects in
+    /// sync, backlog and lag p50/p99; root namespace.
     List {
         /// In every namespace.
         #[arg(short = 'A', long)]
@@ -92,7 +102,7 @@ enum Command {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
-    /// Show a VirtualCluster's spec, phase, reason and conditions.
+    /// Show a VirtualCluster's spec, phase, reason, conditions and the syncer's view of it.
     Describe {
         /// Its name.
         name: String,
@@ -384,20 +394,33 @@ async fn list(cli: &Cli, all: bool) -> CliResult<()> {
     };
     let mut items = api.list(&ListParams::default()).await?.items;
     items.sort_by_key(|vc| (vc.namespace(), vc.name_any()));
+    let view = if items.is_empty() {
+        syncer::SyncerView::Listed(Default::default())
+    } else {
+        syncer::fetch(&cli.syncer).await
+    };
+    view.warn();
     println!(
-        "{:<20} {:<28} {:<13} {:<6} CLUSTER-NAMESPACE",
-        "NAMESPACE", "NAME", "PHASE", "AGE"
+        "{:<20} {:<28} {:<13} {:<6} {:<11} {:<8} {:<8} {:<16} CLUSTER-NAMESPACE",
+        "NAMESPACE", "NAME", "PHASE", "AGE", "SYNCER", "OBJECTS", "BACKLOG", "LAG(P50/P99)"
     );
     for vc in &items {
         let status = vc.status.clone().unwrap_or_default();
+        let ns = vc.namespace().unwrap_or_default();
+        let tenant = view.get(&ns, &vc.name_any(), &vc.uid().unwrap_or_default());
+        let dash = || "-".to_string();
         println!(
-            "{:<20} {:<28} {:<13} {:<6} {}",
-            vc.namespace().unwrap_or_default(),
+            "{:<20} {:<28} {:<13} {:<6} {:<11} {:<8} {:<8} {:<16} {}",
+            ns,
             vc.name_any(),
             status
                 .phase
                 .map_or("Pending".to_string(), |p| p.to_string()),
             age(vc),
+            tenant.map_or_else(dash, |t| syncer::phase(t).to_string()),
+            tenant.map_or_else(dash, |t| t.objects_synced.to_string()),
+            tenant.map_or_else(dash, |t| t.backlog.to_string()),
+            tenant.map_or_else(dash, syncer::lag),
             status.cluster_namespace.unwrap_or_else(|| "-".into())
         );
     }
@@ -455,6 +478,38 @@ async fn describe(cli: &Cli, name: &str) -> CliResult<()> {
         or_dash(status.cluster_namespace.clone())
     );
     println!("Age:               {}", age(&vc));
+    let view = syncer::fetch(&cli.syncer).await;
+    view.warn();
+    match (
+        &view,
+        view.get(
+            &vc.namespace().unwrap_or_default(),
+            &vc.name_any(),
+            &vc.uid().unwrap_or_default(),
+        ),
+    ) {
+        (_, Some(t)) => {
+            println!("Syncer:");
+            println!("  Phase:           {}", syncer::phase(t));
+            println!("  ClusterKey:      {}", t.cluster_key);
+            println!("  ObjectsInSync:   {}", t.objects_synced);
+            println!("  Backlog:         {}", t.backlog);
+            println!(
+                "  Lag p50/p99:     {:.0}ms / {:.0}ms",
+                t.lag_p50_ms, t.lag_p99_ms
+            );
+            let message = if t.message.is_empty() {
+                "-"
+            } else {
+                &t.message
+            };
+            println!("  Message:         {message}");
+        }
+        (syncer::SyncerView::Listed(_), None) => {
+            println!("Syncer:            not registered");
+        }
+        (syncer::SyncerView::Unavailable(_), None) => println!("Syncer:            -"),
+    }
     println!("Conditions:");
     println!("  {:<12} {:<7} {:<24} MESSAGE", "TYPE", "STATUS", "REASON");
     for c in &status.conditions {

@@ -2,7 +2,8 @@
 //! provisioner) reconciling in-process: create → Running → a kubeconfig that verifies the tenant CA,
 //! list/describe/kubeconfig, and the documented exit codes.
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,26 +15,7 @@ use vc_api::ClusterVersion;
 use vc_manager::provision::embedded::Embedded;
 use vc_manager::reconcile::Context;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn kubectl_vc(kubeconfig: &Path, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vc"))
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("run kubectl-vc: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::kubectl_vc;
 
 fn vc_yaml(name: &str, cv: &str) -> String {
     format!(

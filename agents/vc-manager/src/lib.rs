@@ -14,6 +14,8 @@
 //! * [`super_api`]: read-then-write helpers for the super cluster (write only what differs).
 //! * [`registry`]: the [`registry::Registrar`] the controller registers tenants with; [`grpc`] is its
 //!   implementation on the syncer's `TenantRegistry` (mTLS).
+//! * [`syncer_tls`]: the mTLS client material (role `vc-manager`) from the syncer's TLS directory, waited
+//!   for while the syncer is still writing it.
 //! * [`install`]: installing the CRDs (embedded default, tests).
 
 pub mod controller;
@@ -26,6 +28,7 @@ pub mod provision;
 pub mod reconcile;
 pub mod registry;
 pub mod super_api;
+pub mod syncer_tls;
 pub mod validate;
 
 pub use error::Error;

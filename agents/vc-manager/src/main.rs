@@ -55,14 +55,19 @@ struct Args {
     /// unregistered on deletion. Without it tenants are provisioned but not synced.
     #[arg(long, env = "VC_MANAGER_SYNCER_ADDR")]
     syncer_addr: Option<String>,
-    /// Directory with the syncer's mTLS client material (`ca.pem`, `client.pem`, `client-key.pem`, as the
-    /// syncer writes to `<its data-dir>/grpc/`).
-    #[arg(long)]
+    /// Directory with the syncer's mTLS client material, as the syncer writes it to `<its data-dir>/grpc/`:
+    /// `ca.pem` and the `vc-manager` role certificate `vc-manager.pem` + `vc-manager-key.pem`. Waited for
+    /// (see --syncer-tls-wait) when the syncer has not written it yet.
+    #[arg(long, env = "VC_MANAGER_SYNCER_TLS_DIR")]
     syncer_tls_dir: Option<PathBuf>,
+    /// How long to wait at start for the files of --syncer-tls-dir to appear, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    syncer_tls_wait: u64,
     /// CA certificate (PEM) of the syncer's server certificate (overrides --syncer-tls-dir).
     #[arg(long, requires_all = ["syncer_cert", "syncer_key"])]
     syncer_ca: Option<PathBuf>,
-    /// Client certificate (PEM) presented to the syncer.
+    /// Client certificate (PEM) presented to the syncer; it needs the role `vc-manager` or `admin` (its
+    /// `OU`) to register tenants.
     #[arg(long)]
     syncer_cert: Option<PathBuf>,
     /// Client key (PEM).
@@ -87,7 +92,14 @@ async fn registrar(args: &Args) -> anyhow::Result<Option<Arc<dyn Registrar>>> {
     {
         Some(tenancy_proto::tls::TlsMaterial::from_files(ca, cert, key)?)
     } else if let Some(dir) = &args.syncer_tls_dir {
-        Some(tenancy_proto::pki::PkiFiles::in_dir(dir).client_material()?)
+        Some(
+            vc_manager::syncer_tls::wait_for_role_material(
+                dir,
+                tenancy_proto::roles::Role::VcManager,
+                Duration::from_secs(args.syncer_tls_wait),
+            )
+            .await?,
+        )
     } else {
         anyhow::bail!(
             "--syncer-addr needs mTLS material (--syncer-tls-dir, or --syncer-ca/--syncer-cert/--syncer-key) \

@@ -9,28 +9,20 @@
 //! root namespace) while the other tenant keeps its objects and keeps syncing.
 
 mod support;
+#[path = "support/syncer.rs"]
+mod syncer_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use support::*;
-use syncer::app::{Syncer, SyncerOptions};
-use syncer::grpc::GrpcOptions;
-use syncer::pipeline::PipelineConfig;
-use syncer::reconcile::{SyncReconciler, Tenants};
-use syncer::source::SourceConfig;
-use tenancy_proto::pki::{PkiFiles, default_server_names};
-use tenancy_proto::tls::{self, DEFAULT_SERVER_NAME};
+use syncer_support::*;
+use tenancy_proto::roles::Role;
 use tenancy_proto::v1;
-use tenancy_proto::v1::tenant_registry_client::TenantRegistryClient;
-use vc_api::conditions;
-use vc_api::secrets as names;
-use vc_api::{Phase, VirtualCluster};
+use vc_api::VirtualCluster;
 
 /// The `vc-manager` binary as a child process; killed on drop. Its log goes to a file printed on failure.
 struct VcManager {
@@ -78,96 +70,6 @@ impl Drop for VcManager {
     }
 }
 
-/// A syncer in this process serving the gRPC API with mutual TLS (PKI generated in `<data>/grpc/`).
-async fn start_syncer(super_client: &kube::Client, data: &Path) -> Syncer {
-    let files = PkiFiles::ensure(&data.join("grpc"), &default_server_names(&[]))
-        .unwrap_or_else(|e| panic!("syncer PKI: {e}"));
-    let tls = files
-        .server_material()
-        .unwrap_or_else(|e| panic!("server material: {e}"));
-    let registry = Tenants::new();
-    let reconciler = Arc::new(SyncReconciler::new(
-        super_client.clone(),
-        registry.clone(),
-        tokio::runtime::Handle::current(),
-    ));
-    let mut pipeline = PipelineConfig::new(data.join("log"));
-    pipeline.shards = 2;
-    Syncer::start(
-        super_client.clone(),
-        &[],
-        registry,
-        reconciler,
-        SyncerOptions {
-            pipeline,
-            sources: SourceConfig::default(),
-            grpc: Some(GrpcOptions {
-                addr: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-                tls: Some(tls),
-            }),
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("start the syncer: {e}"))
-}
-
-/// The VirtualCluster once Running and registered with the syncer.
-async fn running_and_registered(client: &kube::Client, name: &str) -> VirtualCluster {
-    wait_for(&format!("{name} Running and Registered"), || async {
-        let vc = get_vc(client, "default", name).await?;
-        let status = vc.status.clone()?;
-        let registered = conditions::get(&status.conditions, conditions::REGISTERED)?;
-        (status.phase == Some(Phase::Running) && registered.status == "True").then_some(vc)
-    })
-    .await
-}
-
-/// A client of the tenant from the admin kubeconfig vc-manager wrote, after checking that it verifies
-/// the tenant's root CA.
-async fn tenant_client(client: &kube::Client, key: &str) -> kube::Client {
-    let admin = secret_value(
-        client,
-        key,
-        names::ADMIN_KUBECONFIG,
-        names::ADMIN_KUBECONFIG_KEY,
-    )
-    .await
-    .unwrap_or_else(|| panic!("admin kubeconfig of {key}"));
-    let root_ca = secret_value(client, key, names::ROOT_CA, names::TLS_CRT)
-        .await
-        .unwrap_or_else(|| panic!("root CA of {key}"));
-    let (server, ca) =
-        vc_manager::kubeconfig::server_and_ca(&admin).unwrap_or_else(|| panic!("parse kubeconfig"));
-    assert!(server.starts_with("https://"), "{server}");
-    assert_eq!(ca, root_ca, "the kubeconfig trusts the tenant root CA");
-    assert!(!admin.contains("insecure-skip-tls-verify"));
-    vc_manager::kubeconfig::client(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("tenant client: {e}"))
-}
-
-async fn create_app_pod(tenant: &kube::Client, pod: &str) {
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "app"}}))
-        .unwrap_or_else(|e| panic!("{e}"));
-    match Api::<Namespace>::all(tenant.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => panic!("create tenant namespace: {e}"),
-    }
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": pod, "namespace": "app"},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-    }))
-    .unwrap_or_else(|e| panic!("{e}"));
-    Api::<Pod>::namespaced(tenant.clone(), "app")
-        .create(&PostParams::default(), &pod)
-        .await
-        .unwrap_or_else(|e| panic!("create tenant pod: {e}"));
-}
-
 async fn super_pod_exists(client: &kube::Client, ns: &str, name: &str) -> bool {
     Api::<Pod>::namespaced(client.clone(), ns)
         .get_opt(name)
@@ -210,26 +112,13 @@ async fn pods_of(client: &kube::Client, key: &str) -> Vec<String> {
         .collect()
 }
 
-async fn tenants_listed(
-    registry: &mut TenantRegistryClient<tenancy_proto::tonic::transport::Channel>,
-) -> Vec<v1::TenantStatus> {
-    registry
-        .list(v1::ListRequest {})
-        .await
-        .map(|r| r.into_inner().tenants)
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn virtual_clusters_register_sync_and_deleting_one_removes_only_its_super_objects() {
     let (cluster, client) = super_cluster().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let syncer_data = dir.path().join("syncer");
     let syncer = start_syncer(&client, &syncer_data).await;
-    let addr = syncer
-        .grpc_addr()
-        .unwrap_or_else(|| panic!("gRPC API not served"))
-        .to_string();
+    let addr = addr_of(&syncer);
     let _manager = VcManager::start(
         cluster.kubeconfig_path(),
         &dir.path().join("vc-manager"),
@@ -274,18 +163,7 @@ async fn virtual_clusters_register_sync_and_deleting_one_removes_only_its_super_
     assert!(!super_pod_exists(&client, &super_ns_b, "pod-a").await);
 
     // The syncer's registry lists both as syncing, with objects synced.
-    let channel = tls::connect(
-        &addr,
-        Some(
-            PkiFiles::in_dir(&syncer_data.join("grpc"))
-                .client_material()
-                .unwrap_or_else(|e| panic!("client material: {e}"))
-                .client_config(DEFAULT_SERVER_NAME),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("connect to the syncer: {e}"));
-    let registry = TenantRegistryClient::new(channel);
+    let registry = registry_client(&addr, &syncer_data.join("grpc"), Role::Viewer).await;
     wait_for("both tenants syncing in TenantRegistry.List", || {
         let mut registry = registry.clone();
         let (key_a, key_b) = (key_a.clone(), key_b.clone());

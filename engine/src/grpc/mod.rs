@@ -5,16 +5,20 @@
 //! * [`registry`] — Register / Unregister / List / Watch over the [`TenantSet`].
 //! * [`translation`] — ToSuper / ToTenant / PodsOnNode from the view, WatchTranslations.
 //! * [`health`] — Check.
+//! * [`authz`] — per-method authorisation by the roles of the client certificate (mutual TLS only).
 //!
 //! Every failure is a gRPC status (see [`status_of`]); nothing in a request can panic the server.
 
+pub mod authz;
 pub mod health;
 pub mod registry;
 pub mod translation;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
+use tenancy_proto::pki;
 use tenancy_proto::tls::TlsMaterial;
 use tenancy_proto::v1::health_server::HealthServer;
 use tenancy_proto::v1::tenant_registry_server::TenantRegistryServer;
@@ -33,6 +37,19 @@ pub struct GrpcOptions {
     pub addr: SocketAddr,
     /// Server certificate, key and client CA; `None` serves plain text (`--grpc-insecure`).
     pub tls: Option<TlsMaterial>,
+}
+
+impl GrpcOptions {
+    /// Mutual TLS on `addr` with the PKI kept in `dir` (generated there on first use, with the server
+    /// names of [`pki::default_server_names`] and one client certificate per role; see
+    /// [`pki::PkiFiles::ensure`]).
+    pub fn with_generated_pki(addr: SocketAddr, dir: &Path) -> Result<Self, pki::PkiError> {
+        let files = pki::PkiFiles::ensure(dir, &pki::default_server_names(&[]))?;
+        Ok(Self {
+            addr,
+            tls: Some(files.server_material()?),
+        })
+    }
 }
 
 /// Errors starting the API.
@@ -99,6 +116,7 @@ impl GrpcServer {
                 .map_err(GrpcError::Tls)?;
         }
         let router = builder
+            .layer(authz::AuthzLayer::new(opts.tls.is_some()))
             .add_service(TenantRegistryServer::new(registry::RegistryService::new(
                 ctx.tenants.clone(),
             )))

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use time::OffsetDateTime;
 use vc_api::secrets as names;
 
-use super::Tenant;
+use super::{Provisioned, Readiness, Tenant};
 use crate::error::Error;
 use crate::kubeconfig::{self, KubeconfigParts};
 use crate::pki::{self, Pki, PkiSettings, Sans, SecretData, SecretSet};
@@ -110,6 +110,18 @@ pub async fn ensure_base(
     })
 }
 
+/// [`ensure_base`] for a control plane on loopback (embedded, process): serving certificates for the
+/// loopback and in-tenant names only.
+pub async fn ensure_local_base(client: &kube::Client, tenant: &Tenant<'_>) -> Result<Base, Error> {
+    ensure_base(
+        client,
+        tenant,
+        apiserver_sans(tenant, None),
+        etcd_sans(tenant, "etcd"),
+    )
+    .await
+}
+
 /// Kubeconfig users: secret name, key, common name, organisation.
 const USERS: &[(&str, &str, &str, Option<&str>)] = &[
     (
@@ -177,4 +189,42 @@ pub async fn ensure_kubeconfigs(
         }
     }
     Ok(out)
+}
+
+/// The tenant's service range as `network/prefix` (the API server's `--service-cluster-ip-range`).
+pub fn service_cidr(tenant: &Tenant<'_>) -> String {
+    format!(
+        "{}/{}",
+        tenant.checked.service_cidr.network, tenant.checked.service_cidr.prefix
+    )
+}
+
+/// Probes the tenant API server through the admin kubeconfig (verifying TLS against the tenant CA).
+pub async fn probe(admin: &str) -> Readiness {
+    match kubeconfig::client(admin).await {
+        Ok(client) => match client.apiserver_version().await {
+            Ok(_) => Readiness::Ready,
+            Err(e) => Readiness::Waiting(format!("tenant API server not answering yet: {e}")),
+        },
+        Err(e) => Readiness::Waiting(format!("tenant kubeconfig unusable: {e}")),
+    }
+}
+
+/// The end of a provisioner whose API server runs outside the super cluster at `url` (embedded,
+/// process): writes the kubeconfig Secrets for it, probes it through the admin kubeconfig, reports.
+pub async fn finish_at(
+    client: &kube::Client,
+    tenant: &Tenant<'_>,
+    base: &Base,
+    url: &str,
+) -> Result<Provisioned, Error> {
+    let kubeconfigs = ensure_kubeconfigs(client, tenant, base, url).await?;
+    let readiness = probe(&kubeconfigs.admin).await;
+    Ok(Provisioned {
+        readiness,
+        admin_kubeconfig: kubeconfigs.admin,
+        root_ca_pem: base.pki.root.cert_pem.clone(),
+        changed: base.changed || kubeconfigs.changed,
+        next_renewal: kubeconfigs.next_renewal,
+    })
 }

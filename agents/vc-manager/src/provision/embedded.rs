@@ -17,9 +17,8 @@ use parking_lot::Mutex;
 use vc_api::ClusterVersion;
 use vc_api::secrets as names;
 
-use super::{Provisioned, Provisioner, Readiness, Tenant, common};
+use super::{Provisioned, Provisioner, Tenant, common};
 use crate::error::Error;
-use crate::kubeconfig;
 use crate::validate::Invalid;
 
 struct Server {
@@ -90,17 +89,6 @@ impl Embedded {
     }
 }
 
-/// Probes the tenant API server through the admin kubeconfig (verifying TLS).
-async fn probe(admin: &str) -> Readiness {
-    match kubeconfig::client(admin).await {
-        Ok(client) => match client.apiserver_version().await {
-            Ok(_) => Readiness::Ready,
-            Err(e) => Readiness::Waiting(format!("tenant API server not answering: {e}")),
-        },
-        Err(e) => Readiness::Waiting(format!("tenant kubeconfig unusable: {e}")),
-    }
-}
-
 impl Provisioner for Embedded {
     fn name(&self) -> &'static str {
         "embedded"
@@ -118,13 +106,7 @@ impl Provisioner for Embedded {
     ) -> BoxFuture<'a, Result<Provisioned, Error>> {
         async move {
             let key = tenant.checked.cluster_key.as_str();
-            let base = common::ensure_base(
-                client,
-                &tenant,
-                common::apiserver_sans(&tenant, None),
-                common::etcd_sans(&tenant, "etcd"),
-            )
-            .await?;
+            let base = common::ensure_local_base(client, &tenant).await?;
             let serving = base
                 .pki
                 .outcome
@@ -136,20 +118,10 @@ impl Provisioner for Embedded {
                 key_pem: serving.get(names::TLS_KEY).cloned().unwrap_or_default(),
                 ca_pem: Some(base.pki.root.cert_pem.clone()),
             };
-            let cidr = format!(
-                "{}/{}",
-                tenant.checked.service_cidr.network, tenant.checked.service_cidr.prefix
-            );
-            let url = self.ensure_server(key, tls, cidr).await?;
-            let kubeconfigs = common::ensure_kubeconfigs(client, &tenant, &base, &url).await?;
-            let readiness = probe(&kubeconfigs.admin).await;
-            Ok(Provisioned {
-                readiness,
-                admin_kubeconfig: kubeconfigs.admin,
-                root_ca_pem: base.pki.root.cert_pem.clone(),
-                changed: base.changed || kubeconfigs.changed,
-                next_renewal: kubeconfigs.next_renewal,
-            })
+            let url = self
+                .ensure_server(key, tls, common::service_cidr(&tenant))
+                .await?;
+            common::finish_at(client, &tenant, &base, &url).await
         }
         .boxed()
     }

@@ -4,7 +4,9 @@
 //! tenant's key). Binaries come from `ETCD_BIN` and `KUBE_APISERVER_BIN`.
 //!
 //! Files live in `<data-dir>/<cluster key>/`; the processes are killed when the tenant is torn down or
-//! the vc-manager exits (they are the vc-manager's children).
+//! the vc-manager exits (they are the vc-manager's children). Readiness: the apiserver answering through
+//! the admin kubeconfig; while it does not, etcd's `/health` (over TLS with the etcd client certificate)
+//! tells whether etcd is the half still starting.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +63,7 @@ struct Running {
     etcd: Child,
     apiserver: Child,
     url: String,
+    etcd_url: String,
     /// The PKI files the processes were started with; a change restarts them.
     pki_fingerprint: String,
 }
@@ -108,8 +111,9 @@ fn pem(secrets: &SecretSet, secret: &str, key: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::Provision(format!("missing {secret}/{key}")))
 }
 
-/// Writes the PKI files the processes read; returns the directory and a fingerprint of their contents.
-fn write_pki(dir: &Path, secrets: &SecretSet) -> Result<String, Error> {
+/// Writes the PKI files the processes read from the tenant's PKI Secrets into `dir`; returns a
+/// fingerprint of their contents.
+pub fn write_pki(dir: &Path, secrets: &SecretSet) -> Result<String, Error> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::Provision(format!("create {}: {e}", dir.display())))?;
     let files = [
@@ -158,13 +162,133 @@ fn spawn(cmd: &mut Command, what: &str, log: &Path) -> Result<Child, Error> {
         .map_err(|e| Error::Provision(format!("start {what}: {e}")))
 }
 
-async fn probe(admin: &str) -> Readiness {
-    match crate::kubeconfig::client(admin).await {
-        Ok(client) => match client.apiserver_version().await {
-            Ok(_) => Readiness::Ready,
-            Err(e) => Readiness::Waiting(format!("kube-apiserver not answering yet: {e}")),
-        },
-        Err(e) => Readiness::Waiting(format!("tenant kubeconfig unusable: {e}")),
+/// Starts etcd for one tenant on loopback: client URL `https://127.0.0.1:<client_port>` with the tenant's
+/// etcd serving certificate and client-certificate authentication against the etcd CA (files written by
+/// [`write_pki`] into `<dir>/pki/`), data in `<dir>/etcd/`, log in `<dir>/etcd.log`. Returns the child
+/// (killed when dropped) and the client URL.
+pub fn start_etcd(
+    bin: &Path,
+    dir: &Path,
+    client_port: u16,
+    peer_port: u16,
+) -> Result<(Child, String), Error> {
+    let pki_dir = dir.join("pki");
+    let p = |f: &str| pki_dir.join(f).display().to_string();
+    let etcd_url = format!("https://127.0.0.1:{client_port}");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let etcd = spawn(
+        Command::new(bin)
+            .arg("--name")
+            .arg("tenant")
+            .arg("--data-dir")
+            .arg(dir.join("etcd"))
+            .arg("--listen-client-urls")
+            .arg(&etcd_url)
+            .arg("--advertise-client-urls")
+            .arg(&etcd_url)
+            .arg("--listen-peer-urls")
+            .arg(&peer_url)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer_url)
+            .arg("--initial-cluster")
+            .arg(format!("tenant={peer_url}"))
+            .arg("--cert-file")
+            .arg(p("etcd.crt"))
+            .arg("--key-file")
+            .arg(p("etcd.key"))
+            .arg("--client-cert-auth")
+            .arg("--trusted-ca-file")
+            .arg(p("etcd-ca.crt")),
+        "etcd",
+        &dir.join("etcd.log"),
+    )?;
+    Ok((etcd, etcd_url))
+}
+
+/// Asks etcd at `url` (`https://127.0.0.1:<port>`) for `/health` over TLS, verifying its certificate
+/// against the etcd CA and presenting the etcd client certificate (files in `pki_dir`, see
+/// [`write_pki`]). `Ok` when it reports `"health":"true"`; otherwise what was wrong.
+pub async fn etcd_health(url: &str, pki_dir: &Path) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let read = |f: &str| {
+        std::fs::read_to_string(pki_dir.join(f))
+            .map_err(|e| format!("read {}: {e}", pki_dir.join(f).display()))
+    };
+    let config = etcd_tls::client_config(
+        &read("etcd-ca.crt")?,
+        &read("etcd-client.crt")?,
+        &read("etcd-client.key")?,
+    )?;
+    let host_port = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("not an https URL: {url}"))?;
+    let host = host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(h, _)| h)
+        .to_string();
+    let name = rustls_pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| format!("server name {host}: {e}"))?;
+    let tcp = tokio::net::TcpStream::connect(host_port)
+        .await
+        .map_err(|e| format!("connect {host_port}: {e}"))?;
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with etcd: {e}"))?;
+    tls.write_all(
+        format!("GET /health HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .map_err(|e| format!("send to etcd: {e}"))?;
+    let mut body = Vec::new();
+    // etcd may close without a TLS close_notify: keep what arrived.
+    let _ = tls.read_to_end(&mut body).await;
+    let text = String::from_utf8_lossy(&body);
+    if text.contains("\"health\":\"true\"") {
+        Ok(())
+    } else {
+        Err(format!(
+            "etcd not healthy: {}",
+            text.lines().last().unwrap_or_default()
+        ))
+    }
+}
+
+mod etcd_tls {
+    //! The rustls client configuration for etcd's health endpoint.
+    use std::sync::Arc;
+
+    use rustls::{ClientConfig, RootCertStore};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    fn certs(what: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{what}: {e}"))
+    }
+
+    /// Trusts `ca_pem`, presents `cert_pem` + `key_pem`.
+    pub fn client_config(
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<Arc<ClientConfig>, String> {
+        let mut roots = RootCertStore::empty();
+        for cert in certs("etcd CA", ca_pem)? {
+            roots.add(cert).map_err(|e| format!("etcd CA: {e}"))?;
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| format!("etcd client key: {e}"))?;
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(certs("etcd client certificate", cert_pem)?, key)
+                .map_err(|e| format!("etcd client certificate: {e}"))?;
+        Ok(Arc::new(config))
     }
 }
 
@@ -174,7 +298,7 @@ impl Process {
         key: &str,
         secrets: &SecretSet,
         service_cidr: &str,
-    ) -> Result<String, Error> {
+    ) -> Result<(String, String), Error> {
         let dir = self.data_dir.join(key);
         let pki_dir = dir.join("pki");
         let fingerprint = write_pki(&pki_dir, secrets)?;
@@ -183,7 +307,7 @@ impl Process {
             let alive =
                 matches!(r.etcd.try_wait(), Ok(None)) && matches!(r.apiserver.try_wait(), Ok(None));
             if alive && r.pki_fingerprint == fingerprint {
-                return Ok(r.url.clone());
+                return Ok((r.url.clone(), r.etcd_url.clone()));
             }
             tracing::info!(cluster = key, alive, "restarting tenant processes");
             running.remove(key);
@@ -192,33 +316,7 @@ impl Process {
         let peer_port = self.free_port()?;
         let api_port = self.free_port()?;
         let p = |f: &str| pki_dir.join(f).display().to_string();
-        let etcd_url = format!("https://127.0.0.1:{etcd_port}");
-        let etcd = spawn(
-            Command::new(&self.binaries.etcd)
-                .arg("--name")
-                .arg("tenant")
-                .arg("--data-dir")
-                .arg(dir.join("etcd"))
-                .arg("--listen-client-urls")
-                .arg(&etcd_url)
-                .arg("--advertise-client-urls")
-                .arg(&etcd_url)
-                .arg("--listen-peer-urls")
-                .arg(format!("http://127.0.0.1:{peer_port}"))
-                .arg("--initial-advertise-peer-urls")
-                .arg(format!("http://127.0.0.1:{peer_port}"))
-                .arg("--initial-cluster")
-                .arg(format!("tenant=http://127.0.0.1:{peer_port}"))
-                .arg("--cert-file")
-                .arg(p("etcd.crt"))
-                .arg("--key-file")
-                .arg(p("etcd.key"))
-                .arg("--client-cert-auth")
-                .arg("--trusted-ca-file")
-                .arg(p("etcd-ca.crt")),
-            "etcd",
-            &dir.join("etcd.log"),
-        )?;
+        let (etcd, etcd_url) = start_etcd(&self.binaries.etcd, &dir, etcd_port, peer_port)?;
         let apiserver = spawn(
             Command::new(&self.binaries.apiserver)
                 .arg(format!("--etcd-servers={etcd_url}"))
@@ -261,10 +359,11 @@ impl Process {
                 etcd,
                 apiserver,
                 url: url.clone(),
+                etcd_url: etcd_url.clone(),
                 pki_fingerprint: fingerprint,
             },
         );
-        Ok(url)
+        Ok((url, etcd_url))
     }
 }
 
@@ -285,29 +384,23 @@ impl Provisioner for Process {
     ) -> BoxFuture<'a, Result<Provisioned, Error>> {
         async move {
             let key = tenant.checked.cluster_key.as_str();
-            let base = common::ensure_base(
-                client,
-                &tenant,
-                common::apiserver_sans(&tenant, None),
-                common::etcd_sans(&tenant, "etcd"),
-            )
-            .await?;
-            let cidr = format!(
-                "{}/{}",
-                tenant.checked.service_cidr.network, tenant.checked.service_cidr.prefix
-            );
-            let url = self
-                .ensure_running(key, &base.pki.outcome.secrets, &cidr)
+            let base = common::ensure_local_base(client, &tenant).await?;
+            let (url, etcd_url) = self
+                .ensure_running(
+                    key,
+                    &base.pki.outcome.secrets,
+                    &common::service_cidr(&tenant),
+                )
                 .await?;
-            let kubeconfigs = common::ensure_kubeconfigs(client, &tenant, &base, &url).await?;
-            let readiness = probe(&kubeconfigs.admin).await;
-            Ok(Provisioned {
-                readiness,
-                admin_kubeconfig: kubeconfigs.admin,
-                root_ca_pem: base.pki.root.cert_pem.clone(),
-                changed: base.changed || kubeconfigs.changed,
-                next_renewal: kubeconfigs.next_renewal,
-            })
+            let mut provisioned = common::finish_at(client, &tenant, &base, &url).await?;
+            if matches!(provisioned.readiness, Readiness::Waiting(_)) {
+                // Say which half is waiting.
+                let pki_dir = self.data_dir.join(key).join("pki");
+                if let Err(why) = etcd_health(&etcd_url, &pki_dir).await {
+                    provisioned.readiness = Readiness::Waiting(format!("etcd: {why}"));
+                }
+            }
+            Ok(provisioned)
         }
         .boxed()
     }
