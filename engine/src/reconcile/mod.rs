@@ -22,6 +22,7 @@
 //! an object the syncer does not own) are reported (event, log, metric) and end the reconcile with `Ok`, so
 //! they never hold a shard's checkpoint back.
 
+mod endpoint;
 pub mod kinds;
 pub mod metadata;
 pub mod namespace;

@@ -1,17 +1,15 @@
 //! Executes the plan of a [`DownKind`] ([`super::object::plan`]) for one work key, one direction at a time,
-//! like `sync_pod` does for pods: writes through [`writer`], every answer recorded in the view, a re-read and
-//! a new plan (at most [`MAX_PASSES`]) when a write finds the state moved on.
+//! like `sync_pod` does for pods, with the same write steps ([`super::endpoint`]): every answer recorded in the
+//! view, a re-read and a new plan (at most [`MAX_PASSES`]) when a write finds the state moved on.
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, Resource as _};
+use kube::Resource as _;
 
-use super::metadata::{Ownership, ownership};
+use super::endpoint::{Endpoint, Wrote, owned_super_namespace, report_to_tenant};
 use super::object::{self, DownKind, ObjectAction};
 use super::pod::{REASON_NAME_CONFLICT, REASON_SYNC_REJECTED};
-use super::report::{Subject, report};
 use super::sync_pod::MAX_PASSES;
-use super::writer::{self, Created, Deleted, Target};
-use super::{Ctx, KIND_NAMESPACE, METRIC_UID_MISMATCH_TOTAL, Read, SyncError, count_write};
+use super::writer::Deleted;
+use super::{Ctx, KIND_NAMESPACE, METRIC_UID_MISMATCH_TOTAL, Read, SyncError};
 use crate::naming::super_namespace;
 use crate::record::SUPER_CLUSTER;
 
@@ -31,10 +29,10 @@ pub(crate) async fn reconcile<D: DownKind>(ctx: &Ctx<'_>, dir: Direction) -> Res
     let super_name = D::super_name(&key.name);
     let exec = ObjectSync::<D> {
         ctx,
-        super_name,
-        tenant_api: Api::namespaced(ctx.tenant.client.clone(), &key.namespace),
-        super_api: Api::namespaced(ctx.super_client.clone(), &super_ns),
+        tenant: Endpoint::tenant(ctx, D::KIND),
+        copy: Endpoint::super_copy(ctx, D::KIND, &super_ns, &super_name),
         super_ns,
+        super_name,
     };
     for _ in 0..MAX_PASSES {
         let tenant_obj =
@@ -105,75 +103,20 @@ pub(crate) async fn reconcile<D: DownKind>(ctx: &Ctx<'_>, dir: Direction) -> Res
 
 struct ObjectSync<'a, D: DownKind> {
     ctx: &'a Ctx<'a>,
+    tenant: Endpoint<'a, D::Object>,
+    copy: Endpoint<'a, D::Object>,
     super_ns: String,
     super_name: String,
-    tenant_api: Api<D::Object>,
-    super_api: Api<D::Object>,
 }
 
 impl<D: DownKind> ObjectSync<'_, D> {
-    fn tenant_target(&self) -> Target<'_> {
-        Target {
-            cluster: &self.ctx.key.cluster,
-            kind: D::KIND,
-            namespace: &self.ctx.key.namespace,
-            name: &self.ctx.key.name,
-        }
-    }
-
-    fn super_target(&self) -> Target<'_> {
-        Target {
-            cluster: SUPER_CLUSTER,
-            kind: D::KIND,
-            namespace: &self.super_ns,
-            name: &self.super_name,
-        }
-    }
-
-    fn record_tenant(&self, obj: Option<&D::Object>) -> Result<(), SyncError> {
-        let key = self.ctx.key;
-        self.ctx
-            .record(&key.cluster, D::KIND, &key.namespace, &key.name, obj)
-    }
-
-    fn record_super(&self, obj: Option<&D::Object>) -> Result<(), SyncError> {
-        self.ctx.record(
-            SUPER_CLUSTER,
-            D::KIND,
-            &self.super_ns,
-            &self.super_name,
-            obj,
-        )
-    }
-
-    async fn refresh_tenant(&self) -> Result<Option<D::Object>, SyncError> {
-        let live = writer::get(&self.tenant_api, self.tenant_target()).await?;
-        self.record_tenant(live.as_ref())?;
-        Ok(live)
-    }
-
-    async fn refresh_super(&self) -> Result<Option<D::Object>, SyncError> {
-        let live = writer::get(&self.super_api, self.super_target()).await?;
-        self.record_super(live.as_ref())?;
-        Ok(live)
-    }
-
     async fn report(
         &self,
         uid: &str,
         reason: &'static str,
         message: &str,
     ) -> Result<(), SyncError> {
-        let key = self.ctx.key;
-        let subject = Subject {
-            cluster: &key.cluster,
-            kind: D::KIND,
-            namespace: &key.namespace,
-            name: &key.name,
-            uid,
-        };
-        report(&self.ctx.tenant.client, subject, reason, message).await?;
-        Ok(())
+        report_to_tenant(self.ctx, D::KIND, uid, reason, message).await
     }
 
     /// Performs `actions` in order; `true` = the view was refreshed and the plan must be made again.
@@ -191,18 +134,7 @@ impl<D: DownKind> ObjectSync<'_, D> {
             let replan = match action {
                 ObjectAction::CreateSuper(obj) => self.create_super(&obj, &tenant_uid).await?,
                 ObjectAction::UpdateSuper(obj) => {
-                    match writer::replace(&self.super_api, self.super_target(), &obj).await {
-                        Ok(updated) => {
-                            count_write(D::KIND, "super", "update");
-                            self.record_super(Some(&updated))?;
-                            false
-                        }
-                        Err(e) if e.is_conflict() || e.is_not_found() => {
-                            self.refresh_super().await?;
-                            true
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                    matches!(self.copy.replace("update", &obj).await?, Wrote::Moved)
                 }
                 ObjectAction::DeleteSuper {
                     super_uid,
@@ -232,41 +164,11 @@ impl<D: DownKind> ObjectSync<'_, D> {
         Ok(false)
     }
 
-    /// The super namespace must exist and be this tenant's copy of the object's namespace.
-    async fn super_namespace_ready(&self) -> Result<bool, SyncError> {
-        let ctx = self.ctx;
-        let ns = match ctx.read::<Namespace>(SUPER_CLUSTER, KIND_NAMESPACE, "", &self.super_ns)? {
-            Read::Object(ns) => Some(*ns),
-            Read::Absent | Read::Malformed { .. } => {
-                let api: Api<Namespace> = Api::all(ctx.super_client.clone());
-                let target = Target {
-                    cluster: SUPER_CLUSTER,
-                    kind: KIND_NAMESPACE,
-                    namespace: "",
-                    name: &self.super_ns,
-                };
-                let live = writer::get(&api, target).await?;
-                ctx.record(
-                    SUPER_CLUSTER,
-                    KIND_NAMESPACE,
-                    "",
-                    &self.super_ns,
-                    live.as_ref(),
-                )?;
-                live
-            }
-        };
-        let Some(ns) = ns else {
-            return Err(SyncError::NamespaceMissing(self.super_ns.clone()));
-        };
-        Ok(matches!(
-            ownership(&ns.metadata, &ctx.tenant.info, &ctx.key.namespace),
-            Ownership::Ours { .. }
-        ))
-    }
-
     async fn create_super(&self, obj: &D::Object, tenant_uid: &str) -> Result<bool, SyncError> {
-        if !self.super_namespace_ready().await? {
+        if owned_super_namespace(self.ctx, &self.super_ns)
+            .await?
+            .is_none()
+        {
             metrics::counter!(METRIC_UID_MISMATCH_TOTAL, "kind" => KIND_NAMESPACE).increment(1);
             let message = format!(
                 "super namespace {} belongs to another tenant or namespace; the {} is not created",
@@ -277,17 +179,7 @@ impl<D: DownKind> ObjectSync<'_, D> {
                 .await?;
             return Ok(false);
         }
-        match writer::create(&self.super_api, self.super_target(), obj).await? {
-            Created::Yes(created) => {
-                count_write(D::KIND, "super", "create");
-                self.record_super(Some(&created))?;
-                Ok(false)
-            }
-            Created::AlreadyExists => {
-                self.refresh_super().await?;
-                Ok(true)
-            }
-        }
+        Ok(matches!(self.copy.create(obj).await?, Wrote::Moved))
     }
 
     async fn delete_super(
@@ -296,7 +188,7 @@ impl<D: DownKind> ObjectSync<'_, D> {
         verify_tenant_gone: Option<String>,
     ) -> Result<bool, SyncError> {
         if let Some(stale_uid) = verify_tenant_gone {
-            let live = self.refresh_tenant().await?;
+            let live = self.tenant.refresh().await?;
             if live
                 .as_ref()
                 .is_some_and(|t| kube::Resource::meta(t).uid.as_deref() == Some(stale_uid.as_str()))
@@ -305,26 +197,10 @@ impl<D: DownKind> ObjectSync<'_, D> {
                 return Ok(true);
             }
         }
-        match writer::delete(&self.super_api, self.super_target(), super_uid, None).await {
-            Ok(outcome) => {
-                count_write(D::KIND, "super", "delete");
-                let left = match &outcome {
-                    Deleted::Object(o) => {
-                        let m = kube::Resource::meta(o);
-                        let pending = m.finalizers.as_ref().is_some_and(|f| !f.is_empty());
-                        (m.deletion_timestamp.is_some() && pending).then_some(o)
-                    }
-                    Deleted::Gone | Deleted::NotFound => None,
-                };
-                self.record_super(left)?;
-                Ok(false)
-            }
-            Err(e) if e.is_conflict() => {
-                self.refresh_super().await?;
-                Ok(true)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(matches!(
+            self.copy.delete(super_uid, None, finalizing).await?,
+            Wrote::Moved
+        ))
     }
 
     /// Replaces the tenant object (`verb` = `update` or `update_status`); `rv` carries the resourceVersion
@@ -338,23 +214,24 @@ impl<D: DownKind> ObjectSync<'_, D> {
         if let Some(rv) = rv.as_ref() {
             obj.meta_mut().resource_version = Some(rv.clone());
         }
-        let result = if verb == "update_status" {
-            writer::replace_status(&self.tenant_api, self.tenant_target(), obj).await
-        } else {
-            writer::replace(&self.tenant_api, self.tenant_target(), obj).await
-        };
-        match result {
-            Ok(written) => {
-                count_write(D::KIND, "tenant", verb);
+        match self.tenant.replace(verb, obj).await? {
+            Wrote::Object(written) => {
                 rv.clone_from(&kube::Resource::meta(&written).resource_version);
-                self.record_tenant(Some(&written))?;
                 Ok(false)
             }
-            Err(e) if e.is_conflict() || e.is_not_found() => {
-                self.refresh_tenant().await?;
-                Ok(true)
-            }
-            Err(e) => Err(e.into()),
+            Wrote::Moved => Ok(true),
         }
+    }
+}
+
+/// What a delete left behind: the object while finalizers hold it, else nothing.
+fn finalizing<K: kube::Resource>(outcome: &Deleted<K>) -> Option<&K> {
+    match outcome {
+        Deleted::Object(o) => {
+            let m = o.meta();
+            let pending = m.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+            (m.deletion_timestamp.is_some() && pending).then_some(o)
+        }
+        Deleted::Gone | Deleted::NotFound => None,
     }
 }

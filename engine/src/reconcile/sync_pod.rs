@@ -3,16 +3,14 @@
 //! write finds the state moved on (409 Conflict, AlreadyExists, a live check that contradicts the view).
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::Api;
 
-use super::metadata::{Ownership, ownership};
+use super::endpoint::{Endpoint, Wrote, owned_super_namespace, report_to_tenant};
 use super::pod::{self, PodAction, REASON_INVALID, REASON_NAME_CONFLICT, REASON_SYNC_REJECTED};
 use super::pod_deps::{self, KIND_SERVICE, Resolution};
 use super::pod_spec::complete_spec;
 use super::pod_token::{service_account, token_secret_name};
 use super::pod_token_secret::{self, TokenSecret};
-use super::report::{Subject, report};
-use super::writer::{self, Created, Deleted, Target};
+use super::writer::{self, Deleted};
 use super::{
     Ctx, KIND_NAMESPACE, KIND_POD, METRIC_UID_MISMATCH_TOTAL, Read, SyncError, count_write,
 };
@@ -37,8 +35,8 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
     let exec = PodSync {
         ctx,
         super_ns: super_ns.clone(),
-        tenant_pods: Api::namespaced(ctx.tenant.client.clone(), &key.namespace),
-        super_pods: Api::namespaced(ctx.super_client.clone(), &super_ns),
+        tenant: Endpoint::tenant(ctx, KIND_POD),
+        copy: Endpoint::super_copy(ctx, KIND_POD, &super_ns, &key.name),
     };
     for _ in 0..MAX_PASSES {
         let tenant_pod = match ctx.read::<Pod>(&key.cluster, KIND_POD, &key.namespace, &key.name)? {
@@ -100,59 +98,11 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>) -> Result<(), SyncError> {
 struct PodSync<'a> {
     ctx: &'a Ctx<'a>,
     super_ns: String,
-    tenant_pods: Api<Pod>,
-    super_pods: Api<Pod>,
+    tenant: Endpoint<'a, Pod>,
+    copy: Endpoint<'a, Pod>,
 }
 
 impl PodSync<'_> {
-    fn tenant_target(&self) -> Target<'_> {
-        Target {
-            cluster: &self.ctx.key.cluster,
-            kind: KIND_POD,
-            namespace: &self.ctx.key.namespace,
-            name: &self.ctx.key.name,
-        }
-    }
-
-    fn super_target(&self) -> Target<'_> {
-        Target {
-            cluster: SUPER_CLUSTER,
-            kind: KIND_POD,
-            namespace: &self.super_ns,
-            name: &self.ctx.key.name,
-        }
-    }
-
-    fn record_tenant(&self, pod: Option<&Pod>) -> Result<(), SyncError> {
-        let key = self.ctx.key;
-        self.ctx
-            .record(&key.cluster, KIND_POD, &key.namespace, &key.name, pod)
-    }
-
-    fn record_super(&self, pod: Option<&Pod>) -> Result<(), SyncError> {
-        self.ctx.record(
-            SUPER_CLUSTER,
-            KIND_POD,
-            &self.super_ns,
-            &self.ctx.key.name,
-            pod,
-        )
-    }
-
-    /// Live read of the tenant pod, recorded in the view.
-    async fn refresh_tenant(&self) -> Result<Option<Pod>, SyncError> {
-        let live = writer::get(&self.tenant_pods, self.tenant_target()).await?;
-        self.record_tenant(live.as_ref())?;
-        Ok(live)
-    }
-
-    /// Live read of the super pod, recorded in the view.
-    async fn refresh_super(&self) -> Result<Option<Pod>, SyncError> {
-        let live = writer::get(&self.super_pods, self.super_target()).await?;
-        self.record_super(live.as_ref())?;
-        Ok(live)
-    }
-
     fn tenant_uid_in_view(&self) -> Result<String, SyncError> {
         let key = self.ctx.key;
         Ok(self
@@ -170,16 +120,7 @@ impl PodSync<'_> {
         reason: &'static str,
         message: &str,
     ) -> Result<(), SyncError> {
-        let key = self.ctx.key;
-        let subject = Subject {
-            cluster: &key.cluster,
-            kind: KIND_POD,
-            namespace: &key.namespace,
-            name: &key.name,
-            uid,
-        };
-        report(&self.ctx.tenant.client, subject, reason, message).await?;
-        Ok(())
+        report_to_tenant(self.ctx, KIND_POD, uid, reason, message).await
     }
 
     /// Performs `actions` in order; `tenant` is the tenant pod they were planned from, kept current as tenant
@@ -224,16 +165,16 @@ impl PodSync<'_> {
                 }
                 PodAction::BindTenant { node } => {
                     let uid = uid_of(tenant.as_ref());
-                    match writer::bind(&self.tenant_pods, self.tenant_target(), &uid, &node).await {
+                    match writer::bind(self.tenant.api(), self.tenant.target(), &uid, &node).await {
                         Ok(()) => {
                             count_write(KIND_POD, "tenant", "bind");
                             // The binding answers no object: the live read may carry writes of others made
                             // since the plan, so what follows is planned again from it (never written over it).
-                            self.refresh_tenant().await?;
+                            self.tenant.refresh().await?;
                             return Ok(if last { Flow::Done } else { Flow::Replan });
                         }
                         Err(e) if e.is_conflict() || e.is_not_found() => {
-                            self.refresh_tenant().await?;
+                            self.tenant.refresh().await?;
                             Flow::Replan
                         }
                         Err(e) => return Err(e.into()),
@@ -243,7 +184,7 @@ impl PodSync<'_> {
                     grace,
                     verify_super_gone,
                 } => {
-                    if verify_super_gone && self.refresh_super().await?.is_some() {
+                    if verify_super_gone && self.copy.refresh().await?.is_some() {
                         Flow::Replan
                     } else {
                         let uid = uid_of(tenant.as_ref());
@@ -267,43 +208,9 @@ impl PodSync<'_> {
         Ok(Flow::Done)
     }
 
-    /// The super namespace must exist and be this tenant's copy of the pod's namespace before a pod is created
-    /// in it (never place a pod in another tenant's namespace): its uid when it is ours, `None` when not.
-    async fn super_namespace_ready(&self) -> Result<Option<String>, SyncError> {
-        let ctx = self.ctx;
-        let ns = match ctx.read::<Namespace>(SUPER_CLUSTER, KIND_NAMESPACE, "", &self.super_ns)? {
-            Read::Object(ns) => Some(*ns),
-            Read::Absent | Read::Malformed { .. } => {
-                let api: Api<Namespace> = Api::all(ctx.super_client.clone());
-                let target = Target {
-                    cluster: SUPER_CLUSTER,
-                    kind: KIND_NAMESPACE,
-                    namespace: "",
-                    name: &self.super_ns,
-                };
-                let live = writer::get(&api, target).await?;
-                ctx.record(
-                    SUPER_CLUSTER,
-                    KIND_NAMESPACE,
-                    "",
-                    &self.super_ns,
-                    live.as_ref(),
-                )?;
-                live
-            }
-        };
-        let Some(ns) = ns else {
-            return Err(SyncError::NamespaceMissing(self.super_ns.clone()));
-        };
-        match ownership(&ns.metadata, &ctx.tenant.info, &ctx.key.namespace) {
-            Ownership::Ours { .. } => Ok(Some(ns.metadata.uid.unwrap_or_default())),
-            Ownership::Foreign => Ok(None),
-        }
-    }
-
     async fn create_super(&self, mut pod: Pod, tenant: Option<&Pod>) -> Result<Flow, SyncError> {
         let tenant_uid = uid_of(tenant);
-        let Some(namespace_uid) = self.super_namespace_ready().await? else {
+        let Some(namespace_uid) = owned_super_namespace(self.ctx, &self.super_ns).await? else {
             metrics::counter!(METRIC_UID_MISMATCH_TOTAL, "kind" => KIND_NAMESPACE).increment(1);
             let message = format!(
                 "super namespace {} belongs to another tenant or namespace; the pod is not created",
@@ -318,7 +225,7 @@ impl PodSync<'_> {
         };
         if pod::bound_through(tenant) == Some(namespace_uid.as_str()) {
             // The view did not know the namespace; it is the one the pod was bound through, so its super pod
-            // was lost in it (recorded now by `super_namespace_ready`): plan again.
+            // was lost in it (recorded now by `owned_super_namespace`): plan again.
             return Ok(Flow::Replan);
         }
         if let Some(sa) = token_service_account(tenant, &pod) {
@@ -355,18 +262,8 @@ impl PodSync<'_> {
                 }
             }
         }
-        match writer::create(&self.super_pods, self.super_target(), &pod).await? {
-            Created::Yes(created) => {
-                count_write(KIND_POD, "super", "create");
-                self.record_super(Some(&created))?;
-                Ok(Flow::Done)
-            }
-            Created::AlreadyExists => {
-                // Adopt only through the plan: it checks the marks of what is there.
-                self.refresh_super().await?;
-                Ok(Flow::Replan)
-            }
-        }
+        // Already there: adopted only through the plan, which checks the marks of what is there.
+        Ok(flow(self.copy.create(&pod).await?))
     }
 
     /// A pod in sync whose super copy mounts a token secret: renew the token when it is due (a view read
@@ -399,18 +296,7 @@ impl PodSync<'_> {
     }
 
     async fn update_super(&self, pod: &Pod) -> Result<Flow, SyncError> {
-        match writer::replace(&self.super_pods, self.super_target(), pod).await {
-            Ok(updated) => {
-                count_write(KIND_POD, "super", "update");
-                self.record_super(Some(&updated))?;
-                Ok(Flow::Done)
-            }
-            Err(e) if e.is_conflict() || e.is_not_found() => {
-                self.refresh_super().await?;
-                Ok(Flow::Replan)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(flow(self.copy.replace("update", pod).await?))
     }
 
     async fn delete_super(
@@ -420,40 +306,18 @@ impl PodSync<'_> {
         verify_tenant_gone: Option<String>,
     ) -> Result<Flow, SyncError> {
         if let Some(stale_uid) = verify_tenant_gone {
-            let live = self.refresh_tenant().await?;
+            let live = self.tenant.refresh().await?;
             if live.as_ref().is_some_and(|t| uid_of(Some(t)) == stale_uid) {
                 // The view lagged: the tenant pod this super pod stands for still exists.
                 return Ok(Flow::Replan);
             }
         }
-        match writer::delete(&self.super_pods, self.super_target(), super_uid, grace).await {
-            Ok(outcome) => {
-                count_write(KIND_POD, "super", "delete");
-                self.record_super(remaining(&outcome))?;
-                Ok(Flow::Done)
-            }
-            Err(e) if e.is_conflict() => {
-                // Precondition failed: the pod under that name is another one now.
-                self.refresh_super().await?;
-                Ok(Flow::Replan)
-            }
-            Err(e) => Err(e.into()),
-        }
+        // A failed precondition: the pod under that name is another one now.
+        Ok(flow(self.copy.delete(super_uid, grace, remaining).await?))
     }
 
     async fn delete_tenant(&self, uid: &str, grace: i64) -> Result<Flow, SyncError> {
-        match writer::delete(&self.tenant_pods, self.tenant_target(), uid, Some(grace)).await {
-            Ok(outcome) => {
-                count_write(KIND_POD, "tenant", "delete");
-                self.record_tenant(remaining(&outcome))?;
-                Ok(Flow::Done)
-            }
-            Err(e) if e.is_conflict() => {
-                self.refresh_tenant().await?;
-                Ok(Flow::Replan)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(flow(self.tenant.delete(uid, Some(grace), remaining).await?))
     }
 
     /// Replaces the tenant pod (`verb` = `update` or `update_status`), keeping `current` up to date.
@@ -463,24 +327,21 @@ impl PodSync<'_> {
         pod: &Pod,
         current: &mut Option<Pod>,
     ) -> Result<Flow, SyncError> {
-        let result = if verb == "update_status" {
-            writer::replace_status(&self.tenant_pods, self.tenant_target(), pod).await
-        } else {
-            writer::replace(&self.tenant_pods, self.tenant_target(), pod).await
-        };
-        match result {
-            Ok(written) => {
-                count_write(KIND_POD, "tenant", verb);
-                self.record_tenant(Some(&written))?;
+        match self.tenant.replace(verb, pod).await? {
+            Wrote::Object(written) => {
                 *current = Some(written);
                 Ok(Flow::Done)
             }
-            Err(e) if e.is_conflict() || e.is_not_found() => {
-                self.refresh_tenant().await?;
-                Ok(Flow::Replan)
-            }
-            Err(e) => Err(e.into()),
+            Wrote::Moved => Ok(Flow::Replan),
         }
+    }
+}
+
+/// A write that found the state moved on means: plan again.
+fn flow<K>(wrote: Wrote<K>) -> Flow {
+    match wrote {
+        Wrote::Object(_) => Flow::Done,
+        Wrote::Moved => Flow::Replan,
     }
 }
 
