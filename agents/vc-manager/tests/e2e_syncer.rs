@@ -2,7 +2,8 @@
 //! real syncer (in-process: sled log, shards, sources, gRPC API on loopback with the PKI it generates),
 //! both on one simulated super cluster.
 //!
-//! A ClusterVersion and two VirtualClusters are applied; both become Running and Registered; a pod created
+//! vc-manager is started before the syncer (it waits for the syncer's TLS files). A ClusterVersion and two
+//! VirtualClusters are applied; both become Running and Registered; a pod created
 //! in each tenant through its admin kubeconfig (TLS verified against the tenant's root CA) appears in the
 //! super cluster in `super_namespace(cluster key, ns)`; the syncer's TenantRegistry lists both tenants as
 //! syncing. Deleting one VirtualCluster removes every super object of that tenant (namespaces, pods, the
@@ -117,15 +118,15 @@ async fn virtual_clusters_register_sync_and_deleting_one_removes_only_its_super_
     let (cluster, client) = super_cluster().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let syncer_data = dir.path().join("syncer");
-    let syncer = start_syncer(&client, &syncer_data).await;
-    let addr = addr_of(&syncer);
+    // vc-manager first: the syncer's TLS directory does not exist yet, vc-manager waits for it.
+    let addr = free_addr();
     let _manager = VcManager::start(
         cluster.kubeconfig_path(),
         &dir.path().join("vc-manager"),
         &addr,
         &syncer_data.join("grpc"),
     );
-
+    let syncer = start_syncer_on(&client, &syncer_data, &addr).await;
     create_cv(&client, "cv-e2e").await;
     create_vc(&client, "default", "vc-a", "cv-e2e", |_| {}).await;
     create_vc(&client, "default", "vc-b", "cv-e2e", |_| {}).await;

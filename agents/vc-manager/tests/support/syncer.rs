@@ -27,10 +27,23 @@ use vc_api::{Phase, VirtualCluster, conditions};
 
 use crate::support::{get_vc, secret_value, wait_for};
 
-/// Starts a syncer on `super_client` keeping its state in `data`.
+/// Starts a syncer on `super_client` keeping its state in `data`, its gRPC API on a free port.
 pub async fn start_syncer(super_client: &kube::Client, data: &Path) -> Syncer {
+    start_syncer_on(super_client, data, "127.0.0.1:0").await
+}
+
+/// A free TCP port on 127.0.0.1 as `127.0.0.1:<port>`.
+pub fn free_addr() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|e| panic!("free port: {e}"))
+}
+
+/// Starts a syncer on `super_client` keeping its state in `data`, its gRPC API on `addr`.
+pub async fn start_syncer_on(super_client: &kube::Client, data: &Path, addr: &str) -> Syncer {
     let grpc = GrpcOptions::with_generated_pki(
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}")),
         &data.join("grpc"),
     )
     .unwrap_or_else(|e| panic!("syncer PKI: {e}"));
