@@ -1,7 +1,8 @@
 //! Metrics of the agent (Prometheus names).
 //!
 //! * `vn_agent_requests_total{tenant,verb,outcome}`: every request, once, by how it ended (`ok`,
-//!   `unauthenticated`, `forbidden`, `not_found`, `unavailable`, `upstream_error`, `unsupported`).
+//!   `unauthenticated`, `forbidden`, `not_found`, `bad_request`, `unavailable`, `upstream_error`,
+//!   `upstream_status` (the upstream answered non-2xx), `unsupported`).
 //! * `vn_agent_request_duration_seconds{verb}`: time to the response head.
 //! * `vn_agent_streams_in_flight{tenant,verb}`: responses being streamed back and upgraded connections
 //!   being spliced.

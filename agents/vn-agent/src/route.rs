@@ -197,6 +197,12 @@ pub fn kubelet_path(
     path
 }
 
+/// The allowed parameters of a form-encoded request body (`application/x-www-form-urlencoded`): the kubelet
+/// reads `/run`'s `cmd` from the query or the form, so a `cmd` in the body is moved to the query.
+pub fn form_params(body: &str, allowed: &[&str]) -> Vec<(String, String)> {
+    filter_query(Some(body.trim_end_matches(['\r', '\n'])), allowed)
+}
+
 /// Appends `?k=v&k=v` (nothing when empty).
 pub fn push_query<'a>(path: &mut String, query: impl IntoIterator<Item = (&'a str, &'a str)>) {
     for (i, (k, v)) in query.into_iter().enumerate() {

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::forward::{BoxError, ForwardError, Forwarder, Upstream, protocol_headers};
 use crate::identity::{AuthError, TenantCas};
 use crate::metrics::{self as m, StreamGuard};
-use crate::route::Route;
+use crate::route::{self, Route, Verb};
 use crate::translate::{TranslateError, Translator};
 use crate::{pods, splice};
 
@@ -136,7 +136,7 @@ impl Agent {
                 return text(http::StatusCode::UNAUTHORIZED, "Unauthorized");
             }
         };
-        let route = match Route::parse(req.method(), req.uri().path(), req.uri().query()) {
+        let mut route = match Route::parse(req.method(), req.uri().path(), req.uri().query()) {
             Some(Route::Pod(route)) => route,
             Some(Route::Pods) => return self.pods(&tenant).await,
             None => {
@@ -145,6 +145,21 @@ impl Agent {
             }
         };
         let verb = route.verb.as_str();
+        if route.verb == Verb::Run && !route.query.iter().any(|(k, _)| k == "cmd") {
+            // `curl -d cmd=…` style: the command is in a small form body.
+            match read_small_body(req.body_mut()).await {
+                Some(body) => route
+                    .query
+                    .extend(route::form_params(&body, route::RUN_PARAMS)),
+                None => {
+                    m::request(&tenant, verb, "bad_request");
+                    return text(
+                        http::StatusCode::BAD_REQUEST,
+                        "unreadable or oversized body",
+                    );
+                }
+            }
+        }
         let (namespace, pod) = (route.namespace.as_str(), route.pod.as_str());
         let loc = match self.translator.to_super(&tenant, namespace, pod).await {
             Ok(loc) => loc,
@@ -298,6 +313,23 @@ impl Agent {
         );
         resp
     }
+}
+
+/// Largest request body the agent reads (a `/run` form).
+const MAX_FORM: usize = 64 * 1024;
+
+/// Reads a request body of at most [`MAX_FORM`] bytes as text; `None` when larger or broken.
+async fn read_small_body(body: &mut Incoming) -> Option<String> {
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > MAX_FORM {
+                return None;
+            }
+        }
+    }
+    String::from_utf8(buf).ok()
 }
 
 /// Whether the caller asks for a protocol upgrade (`Connection: Upgrade` plus an `Upgrade` header).

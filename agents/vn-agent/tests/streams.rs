@@ -13,7 +13,7 @@ use common::{
     wait_for,
 };
 use futures::{SinkExt, StreamExt};
-use http_body_util::Empty;
+use http_body_util::{Empty, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -267,6 +267,18 @@ async fn run_returns_the_output_and_non_upgrade_answers_pass_through() {
     let resp = rig.send(a.id(), req).await;
     assert_eq!(resp.status(), http::StatusCode::OK);
     assert_eq!(text(resp).await, "hi there\n");
+    // The kubelet also reads `cmd` from a form body (`curl -d cmd=…`): it is moved to the query.
+    let req = http::Request::post("/run/default/web/app")
+        .header(http::header::HOST, "localhost")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(Full::new(Bytes::from_static(b"cmd=echo+from+form&evil=1")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = rig.send_body(a.id(), req).await;
+    assert_eq!(resp.status(), http::StatusCode::OK);
+    assert_eq!(text(resp).await, "from form\n");
     // exec without an upgrade: the kubelet's 400 comes back as is.
     let resp = rig.get(a.id(), "/exec/default/web/app?command=ls").await;
     assert_eq!(resp.status(), http::StatusCode::BAD_REQUEST);
@@ -275,6 +287,7 @@ async fn run_returns_the_output_and_non_upgrade_answers_pass_through() {
         rig.kubelet.paths.lock().clone(),
         vec![
             format!("/run/{}/web/app?cmd=echo+hi+there", pod.super_namespace),
+            format!("/run/{}/web/app?cmd=echo+from+form", pod.super_namespace),
             format!("/exec/{}/web/app?command=ls", pod.super_namespace),
         ]
     );

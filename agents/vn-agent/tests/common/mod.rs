@@ -581,6 +581,23 @@ impl Rig {
             .unwrap_or_else(|e| panic!("request: {e}"))
     }
 
+    /// Sends `req` (with a body) to the agent presenting `identity`.
+    pub async fn send_body(
+        &self,
+        identity: Option<(&str, &str)>,
+        req: http::Request<http_body_util::Full<Bytes>>,
+    ) -> http::Response<Incoming> {
+        let tls = self.connect(identity).await;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(conn);
+        sender
+            .send_request(req)
+            .await
+            .unwrap_or_else(|e| panic!("request: {e}"))
+    }
+
     /// GET `path` from the agent presenting `identity` (certificate + key PEM), body still streaming.
     pub async fn get(
         &self,
