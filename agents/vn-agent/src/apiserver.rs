@@ -2,7 +2,7 @@
 //! `portforward`, sent with the agent's own credentials (kubeconfig or in-cluster service account; the API
 //! server's certificate verified against the configured CA). The kubelet query is mapped to the API server's
 //! (`input`→`stdin`, `output`→`stdout`, `error`→`stderr`, `port`→`ports`, the container as `container`).
-//! `/run` has no API-server equivalent and is answered 501.
+//! `/run` has no API-server subresource: it runs through `pods/exec` ([`crate::run`]).
 
 use http_body_util::BodyExt;
 
@@ -64,6 +64,9 @@ pub fn apiserver_path(request: &Upstream) -> Option<String> {
 impl Forwarder for ApiServerForwarder {
     fn forward(&self, request: Upstream) -> ForwardFuture<'_> {
         Box::pin(async move {
+            if request.verb == Verb::Run {
+                return crate::run::run_via_exec(&self.client, &request).await;
+            }
             let path = apiserver_path(&request).ok_or(ForwardError::Unsupported("/run"))?;
             let mut req = http::Request::builder()
                 .method(request.method)

@@ -54,6 +54,9 @@ pub enum ForwardError {
     /// The API server client failed.
     #[error("API server: {0}")]
     Kube(#[from] kube::Error),
+    /// An upgraded stream the agent reads itself (`/run` in API-server mode) failed.
+    #[error("stream: {0}")]
+    Stream(String),
     /// This forwarding mode cannot serve the verb.
     #[error("{0} is not available in this forwarding mode")]
     Unsupported(&'static str),

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod metrics;
 pub mod pods;
 pub mod route;
+pub mod run;
 pub mod server;
 pub mod splice;
 pub mod tls;

@@ -618,15 +618,21 @@ async fn apiserver_mode_maps_to_pod_subresources() {
     };
     assert_eq!(&m[..], &[0, 0x90, 0x1f]);
 
-    // /run has no API-server subresource.
-    let req = http::Request::post(format!("/run/{ns}/web/app?cmd=echo+hi"))
+    // /run has no API-server subresource: it runs through pods/exec and answers the collected output.
+    let req = http::Request::post(format!("/run/{ns}/web/app?cmd=echo+run%20me"))
         .header(http::header::HOST, "localhost")
         .body(Empty::<Bytes>::new())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        rig.send(a.id(), req).await.status(),
-        http::StatusCode::NOT_IMPLEMENTED
-    );
+    let resp = rig.send(a.id(), req).await;
+    assert_eq!(resp.status(), http::StatusCode::OK);
+    assert_eq!(text(resp).await, "run me\n");
+    let req = http::Request::post(format!("/run/{ns}/web/app?cmd=false"))
+        .header(http::header::HOST, "localhost")
+        .body(Empty::<Bytes>::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = rig.send(a.id(), req).await;
+    assert_eq!(resp.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(text(resp).await.contains("Failure"));
 
     assert_eq!(
         rig.kubelet.paths.lock().clone(),
@@ -636,6 +642,12 @@ async fn apiserver_mode_maps_to_pod_subresources() {
                 "/api/v1/namespaces/{sns}/pods/web/exec?container=app&command=echo&command=hi&stdout=1&stderr=1"
             ),
             format!("/api/v1/namespaces/{sns}/pods/web/portforward?ports=8080"),
+            format!(
+                "/api/v1/namespaces/{sns}/pods/web/exec?container=app&command=echo&command=run&command=me&stdout=1&stderr=1"
+            ),
+            format!(
+                "/api/v1/namespaces/{sns}/pods/web/exec?container=app&command=false&stdout=1&stderr=1"
+            ),
         ]
     );
     for headers in headers_seen(&rig) {
@@ -673,9 +685,22 @@ async fn apiserver_mode_through_the_simulator_reaches_the_kubelet() {
     assert_eq!(out.stdout, "hi\n");
     assert!(out.status.contains("Success"), "{out:?}");
 
+    // /run as an exec through the simulator.
+    let req = http::Request::post(format!("/run/{ns}/web/app?cmd=echo+via+exec"))
+        .header(http::header::HOST, "localhost")
+        .body(Empty::<Bytes>::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = rig.send(a.id(), req).await;
+    assert_eq!(resp.status(), http::StatusCode::OK);
+    assert_eq!(text(resp).await, "via exec\n");
+
     // What reached the kubelet went agent → simulator pods/{log,exec} → kubelet, under super names.
     let paths = rig.kubelet.paths.lock().clone();
-    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert!(
+        paths[2].starts_with(&format!("/exec/{sns}/web/app?")),
+        "{paths:?}"
+    );
     assert!(
         paths[0].starts_with(&format!("/containerLogs/{sns}/web/app?"))
             && paths[0].contains("tailLines=2"),
