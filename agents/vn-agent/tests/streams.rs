@@ -634,6 +634,21 @@ async fn apiserver_mode_maps_to_pod_subresources() {
     assert_eq!(resp.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
     assert!(text(resp).await.contains("Failure"));
 
+    // A followed log streams through the API server; the caller leaving closes the upstream stream.
+    let resp = rig
+        .get(a.id(), &format!("/containerLogs/{ns}/web/app?follow=true"))
+        .await;
+    assert_eq!(resp.status(), http::StatusCode::OK);
+    let mut body = resp.into_body();
+    let got = common::read_lines(&mut body, 3).await;
+    assert!(got.starts_with("line 1\nline 2\nline 3\n"), "{got:?}");
+    assert!(!rig.kubelet.follow_closed.load(Ordering::SeqCst));
+    drop(body);
+    rig.wait_for("API server log stream closed after the caller left", || {
+        rig.kubelet.follow_closed.load(Ordering::SeqCst)
+    })
+    .await;
+
     assert_eq!(
         rig.kubelet.paths.lock().clone(),
         vec![
@@ -648,6 +663,7 @@ async fn apiserver_mode_maps_to_pod_subresources() {
             format!(
                 "/api/v1/namespaces/{sns}/pods/web/exec?container=app&command=false&stdout=1&stderr=1"
             ),
+            format!("/api/v1/namespaces/{sns}/pods/web/log?container=app&follow=true"),
         ]
     );
     for headers in headers_seen(&rig) {
