@@ -7,9 +7,8 @@
 //! (tenant's kubelet-client certificate, CN = cluster key, verified against the CA the tenant registered) →
 //! syncer `Translation.ToSuper` → simulated kubelet `/containerLogs/{super ns}/{super pod}/{c}`.
 //!
-//! The virtual node advertises the syncer's default vn-agent port (10550). So that tests can run side by
-//! side, each rig gives its super node its own loopback address (`127.x.y.z`) and the agent listens on that
-//! address, port 10550.
+//! The super node's address is 127.0.0.1; the agent listens on a free port there, which the syncer's virtual
+//! nodes advertise (`Resources::with_vn_agent_port`, the `--vn-agent-port` of the binary).
 #![allow(dead_code, missing_docs)]
 
 use std::convert::Infallible;
@@ -45,8 +44,6 @@ use vn_agent::{
     Agent, AgentConfig, forward::KubeletForwarder, identity::TenantCas, tls, translate::Translator,
 };
 
-/// The port virtual nodes advertise by default (the syncer's `DEFAULT_VN_AGENT_PORT`).
-pub const VN_AGENT_PORT: u16 = 10550;
 /// Name of the super cluster's only node.
 pub const NODE: &str = "node-0";
 
@@ -67,17 +64,6 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A loopback address of this rig's own (127.a.b.c, never 127.0.0.1), from the process id and the clock.
-fn own_loopback_ip() -> Ipv4Addr {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mix = (std::process::id().wrapping_mul(2_654_435_761)) ^ nanos;
-    let [_, a, b, c] = mix.to_be_bytes();
-    Ipv4Addr::new(127, a.max(1), b, c.clamp(2, 254))
 }
 
 /// One tenant control plane.
@@ -226,7 +212,7 @@ async fn client_of(yaml: &str) -> kube::Client {
 }
 
 /// The syncer in this process, gRPC API on 127.0.0.1 with the PKI it generates in `<data>/grpc`.
-async fn start_syncer(super_client: &kube::Client, data: &Path) -> Syncer {
+async fn start_syncer(super_client: &kube::Client, data: &Path, vn_agent_port: u16) -> Syncer {
     let files = PkiFiles::ensure(&data.join("grpc"), &default_server_names(&[]))
         .unwrap_or_else(|e| panic!("syncer PKI: {e}"));
     let tls = files
@@ -270,7 +256,14 @@ impl World {
     /// agent knows every tenant.
     pub async fn start(tenant_names: &[&str]) -> World {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let node_ip = own_loopback_ip();
+        let node_ip = Ipv4Addr::LOCALHOST;
+        // The agent's socket first: its port goes into the virtual nodes.
+        let listener = tokio::net::TcpListener::bind((node_ip, 0))
+            .await
+            .unwrap_or_else(|e| panic!("bind the agent: {e}"));
+        let agent_addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("agent addr: {e}"));
         let super_sim = Simulator::start(SimConfig {
             kubelet: Some(KubeletConfig {
                 nodes: 1,
@@ -282,7 +275,7 @@ impl World {
         .await
         .unwrap_or_else(|e| panic!("super simulator: {e}"));
         let super_client = client_of(&super_sim.kubeconfig_yaml("super")).await;
-        let syncer = start_syncer(&super_client, dir.path()).await;
+        let syncer = start_syncer(&super_client, dir.path(), agent_addr.port()).await;
         let grpc_addr = syncer
             .grpc_addr()
             .unwrap_or_else(|| panic!("no gRPC address"));
@@ -373,16 +366,10 @@ impl World {
                 .watch(Arc::new(tokio::sync::Notify::new())),
         );
         let agent_cert = agent_ca
-            .issue_server(&default_server_names(&[node_ip.to_string()]))
+            .issue_server(&default_server_names(&[]))
             .unwrap_or_else(|e| panic!("agent cert: {e}"));
         let serving = tls::server_config(&agent_cert.cert_pem, &agent_cert.key_pem)
             .unwrap_or_else(|e| panic!("agent TLS: {e}"));
-        let listener = tokio::net::TcpListener::bind((node_ip, VN_AGENT_PORT))
-            .await
-            .unwrap_or_else(|e| panic!("bind the agent on the node address: {e}"));
-        let agent_addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("agent addr: {e}"));
         let agent = Agent::new(
             AgentConfig {
                 node_name: Some(NODE.into()),
@@ -464,7 +451,7 @@ impl World {
             .map(|e| e.port);
         assert_eq!(
             port,
-            Some(i32::from(VN_AGENT_PORT)),
+            Some(i32::from(self.agent_addr.port())),
             "the virtual node advertises the vn-agent port"
         );
         let ip = self.node_ip.to_string();
