@@ -2,7 +2,8 @@
 //! `kubectl logs` (and the same through `kube::Client`) travels tenant API server → virtual node → vn-agent →
 //! syncer translation → the node's kubelet, and prints the kubelet's lines for the *super* pod.
 //!
-//! * logs, `logs -f`, a 60-character tenant namespace (hashed super namespace);
+//! * logs, `logs -f`, `exec -- echo hi` (WebSocket `v5.channel.k8s.io` through the tenant API server's
+//!   upgrade splice, the agent's and the kubelet's), a 60-character tenant namespace (hashed super namespace);
 //! * two tenants with a pod of the same name each see their own super pod's lines; tenant B reaches no pod
 //!   of tenant A, neither through its API server nor with its kubelet-client certificate at the agent.
 //!
@@ -101,6 +102,18 @@ async fn tenant_logs_reach_the_super_pod_through_the_agent() {
     })
     .await;
 
+    // Exec: the tenant API server's WebSocket upgrade reaches the kubelet's echo for the super pod.
+    let (stdout, status) = world.ws_exec("alpha", &long, "api", &["hi", "there"]).await;
+    assert_eq!(stdout, "hi there\n");
+    assert!(status.contains("Success"), "exec status: {status:?}");
+    let exec_paths = world.kubelet.streams.paths.lock().clone();
+    assert!(
+        exec_paths
+            .iter()
+            .any(|p| p.starts_with(&format!("/exec/{alpha_long}/api/app?"))),
+        "exec reached the super pod: {exec_paths:?}"
+    );
+
     // Tenant B: its own pod of the same name is its own super pod …
     let text = Api::<Pod>::namespaced(beta.client.clone(), "default")
         .logs("web", &LogParams::default())
@@ -140,19 +153,47 @@ async fn tenant_logs_reach_the_super_pod_through_the_agent() {
     world.stop().await;
 }
 
-/// The `kubectl` on PATH, if any.
-fn kubectl() -> Option<std::path::PathBuf> {
+/// The minor version of the `kubectl` on PATH, if there is one.
+fn kubectl_minor() -> Option<u32> {
     let out = std::process::Command::new("kubectl")
         .args(["version", "--client=true", "-o", "json"])
         .output()
         .ok()?;
-    out.status
-        .success()
-        .then(|| std::path::PathBuf::from("kubectl"))
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.pointer("/clientVersion/minor")?
+        .as_str()?
+        .trim_end_matches('+')
+        .parse()
+        .ok()
+}
+
+/// Oldest kubectl that can run `exec` over WebSocket (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS`, 1.29); older ones
+/// speak only SPDY, which the simulated kubelet does not implement beyond a raw echo.
+const WEBSOCKET_EXEC_MINOR: u32 = 29;
+
+async fn kubectl_exec(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    kubectl_run(
+        kubeconfig,
+        args,
+        &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true")],
+    )
+    .await
 }
 
 async fn kubectl_out(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    kubectl_run(kubeconfig, args, &[]).await
+}
+
+async fn kubectl_run(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let out = tokio::process::Command::new("kubectl")
+        .envs(env.iter().copied())
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
@@ -170,13 +211,13 @@ async fn kubectl_out(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, Stri
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_logs_of_a_tenant_pod_print_the_super_pods_lines() {
-    if kubectl().is_none() {
+async fn kubectl_logs_and_exec_of_a_tenant_pod_reach_the_super_pod() {
+    let Some(minor) = kubectl_minor() else {
         eprintln!(
-            "SKIPPED kubectl_logs_of_a_tenant_pod_print_the_super_pods_lines: no kubectl on PATH"
+            "SKIPPED kubectl_logs_and_exec_of_a_tenant_pod_reach_the_super_pod: no kubectl on PATH"
         );
         return;
-    }
+    };
     let world = World::start(&["alpha", "beta"]).await;
     let long = long_namespace();
     let alpha_web = world.running_pod("alpha", "default", "web").await;
@@ -200,6 +241,34 @@ async fn kubectl_logs_of_a_tenant_pod_print_the_super_pods_lines() {
         err.contains("NotFound") || err.contains("not found"),
         "{err}"
     );
+
+    // `kubectl exec` over WebSocket (the default of kubectl >= 1.31; forced for older ones).
+    if minor >= WEBSOCKET_EXEC_MINOR {
+        let (ok, out, err) =
+            kubectl_exec(&alpha.kubeconfig, &["exec", "web", "--", "echo", "hi"]).await;
+        assert!(ok, "kubectl exec failed: {err}");
+        assert_eq!(out, "hi\n");
+        let (ok, out, err) = kubectl_exec(
+            &alpha.kubeconfig,
+            &[
+                "exec",
+                "-n",
+                &long,
+                "api",
+                "--",
+                "echo",
+                "long",
+                "namespace",
+            ],
+        )
+        .await;
+        assert!(ok, "kubectl exec in the long namespace failed: {err}");
+        assert_eq!(out, "long namespace\n");
+    } else {
+        eprintln!(
+            "SKIPPED kubectl exec: kubectl 1.{minor} is older than 1.{WEBSOCKET_EXEC_MINOR} (no WebSocket exec)"
+        );
+    }
 
     // `kubectl logs -f`: read three lines, then stop kubectl.
     let mut child = tokio::process::Command::new("kubectl")

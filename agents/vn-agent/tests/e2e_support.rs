@@ -78,11 +78,19 @@ pub struct TenantEnv {
     pub kubelet_ca: CertificateAuthority,
 }
 
+#[path = "common/kubelet.rs"]
+mod kubelet;
+
 /// What the simulated kubelet saw.
 #[derive(Default)]
 pub struct KubeletSeen {
+    /// Log requests (path and query).
     pub paths: Mutex<Vec<String>>,
     pub follow_closed: AtomicBool,
+    /// The streaming kubelet of `tests/common/kubelet.rs` (exec/attach/portForward) and what it saw.
+    pub streams: Arc<kubelet::KubeletLog>,
+    /// Super pods it serves streams for.
+    pub pods: Mutex<Vec<kubelet::SimPod>>,
 }
 
 struct ClosedOnDrop(Arc<KubeletSeen>);
@@ -100,13 +108,19 @@ pub fn log_line(super_ns: &str, pod: &str, n: u64) -> String {
 type KBody = BoxBody<Bytes, Infallible>;
 
 /// The simulated kubelet: `/containerLogs/{ns}/{pod}/{c}` answers [`log_line`]s naming the pod it was asked
-/// for (two lines; `follow=true`: one every 20 ms until the caller leaves); anything else 404.
+/// for (two lines; `follow=true`: one every 20 ms until the caller leaves); exec/attach/portForward go to
+/// the streaming kubelet of `tests/common/kubelet.rs` (`echo` over WebSocket channels, …) for the super pods
+/// in [`KubeletSeen::pods`].
 async fn kubelet_handle(
     seen: Arc<KubeletSeen>,
     req: http::Request<Incoming>,
 ) -> Result<http::Response<KBody>, Infallible> {
-    seen.paths.lock().push(req.uri().to_string());
     let path = req.uri().path().to_string();
+    if !path.starts_with("/containerLogs/") {
+        let pods = Arc::new(seen.pods.lock().clone());
+        return kubelet::handle(kubelet::Style::Kubelet, seen.streams.clone(), pods, req).await;
+    }
+    seen.paths.lock().push(req.uri().to_string());
     let segments: Vec<&str> = path.split('/').collect();
     let ["", "containerLogs", ns, pod, _container] = segments.as_slice() else {
         let mut resp = http::Response::new(Full::new(Bytes::from_static(b"not found")).boxed());
@@ -218,8 +232,9 @@ async fn start_syncer(super_client: &kube::Client, data: &Path, vn_agent_port: u
     let tls = files
         .server_material()
         .unwrap_or_else(|e| panic!("server material: {e}"));
-    let resources =
-        Resources::from_names(&["default"]).unwrap_or_else(|e| panic!("resources: {e}"));
+    let resources = Resources::from_names(&["default"])
+        .unwrap_or_else(|e| panic!("resources: {e}"))
+        .with_vn_agent_port(i32::from(vn_agent_port));
     let registry = Tenants::new();
     let reconciler = Arc::new(
         SyncReconciler::new(
@@ -463,7 +478,13 @@ impl World {
                 .any(|a| a.type_ == "InternalIP" && a.address == ip),
             "the virtual node carries the super node's address"
         );
-        tenancy_naming::super_namespace(&tenant.key, ns)
+        let super_ns = tenancy_naming::super_namespace(&tenant.key, ns);
+        self.kubelet.pods.lock().push(kubelet::SimPod {
+            namespace: super_ns.clone(),
+            pod: pod.to_string(),
+            uid: String::new(),
+        });
+        super_ns
     }
 
     /// Stops the syncer and the simulators.
@@ -475,6 +496,62 @@ impl World {
             t.sim.shutdown().await;
         }
         self.super_sim.shutdown().await;
+    }
+
+    /// `exec <pod> -- echo <words>` through tenant `name`'s API server over WebSocket (`v5.channel.k8s.io`):
+    /// returns what came on stdout and the status on the error channel.
+    pub async fn ws_exec(
+        &self,
+        name: &str,
+        ns: &str,
+        pod: &str,
+        words: &[&str],
+    ) -> (String, String) {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+        let tenant = self.tenant(name);
+        let mut query = String::from("command=echo");
+        for w in words {
+            query.push_str(&format!("&command={w}"));
+        }
+        let url = format!(
+            "ws://{}/api/v1/namespaces/{ns}/pods/{pod}/exec?{query}&stdout=true&stderr=true",
+            tenant.sim.addr()
+        );
+        let mut request = url
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("ws request: {e}"));
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            http::HeaderValue::from_static("v5.channel.k8s.io"),
+        );
+        let tcp = tokio::net::TcpStream::connect(tenant.sim.addr())
+            .await
+            .unwrap_or_else(|e| panic!("connect tenant: {e}"));
+        let (mut ws, resp) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("websocket upgrade through the tenant API server: {e}"));
+        assert_eq!(
+            resp.headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some("v5.channel.k8s.io")
+        );
+        let (mut stdout, mut status) = (String::new(), String::new());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, ws.next()).await {
+            match msg {
+                Ok(Message::Binary(data)) => match data.first() {
+                    Some(1) => stdout.push_str(&String::from_utf8_lossy(&data[1..])),
+                    Some(3) => status.push_str(&String::from_utf8_lossy(&data[1..])),
+                    _ => {}
+                },
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = ws.close(None).await;
+        (stdout, status)
     }
 
     /// GET `path` from the agent presenting `identity`; returns the status code.

@@ -430,7 +430,7 @@ async fn exec(mut ws: Ws, call: &Call, v5: bool, log: &KubeletLog) {
                     br#"{"metadata":{},"status":"Failure","message":"unknown command"}"#,
                 ))
                 .await;
-            let _ = ws.close(None).await;
+            let _ = ws.close(Some(normal_close())).await;
             return;
         }
     }
@@ -441,9 +441,18 @@ async fn exec(mut ws: Ws, call: &Call, v5: bool, log: &KubeletLog) {
     {
         return;
     }
-    let _ = ws.close(None).await;
+    let _ = ws.close(Some(normal_close())).await;
     // Drain until the caller acknowledges the close.
     while let Some(Ok(_)) = ws.next().await {}
+}
+
+/// The close frame the kubelet ends a stream with (1000 Normal Closure; kubectl treats a close without a
+/// status code, 1005, as an error on the error stream).
+fn normal_close() -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "".into(),
+    }
 }
 
 async fn port_forward(mut ws: Ws, call: &Call) {
