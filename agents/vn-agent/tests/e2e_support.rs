@@ -37,6 +37,7 @@ use syncer::pipeline::PipelineConfig;
 use syncer::reconcile::{Resources, SyncReconciler, Tenants};
 use syncer::source::SourceConfig;
 use tenancy_proto::pki::{CertificateAuthority, IssuedCert, PkiFiles, default_server_names};
+use tenancy_proto::roles::Role;
 use tenancy_proto::tls::{self as grpc_tls, DEFAULT_SERVER_NAME};
 use tenancy_proto::v1;
 use tenancy_proto::v1::tenant_registry_client::TenantRegistryClient;
@@ -294,16 +295,22 @@ impl World {
         let grpc_addr = syncer
             .grpc_addr()
             .unwrap_or_else(|| panic!("no gRPC address"));
+        // Registrations with the vc-manager's role, translations with the vn-agent's (the syncer authorises
+        // each method by the role in the client certificate).
         let files = PkiFiles::in_dir(&dir.path().join("grpc"));
-        let material = files
-            .client_material()
-            .unwrap_or_else(|e| panic!("client material: {e}"));
-        let channel = grpc_tls::connect(
-            &grpc_addr.to_string(),
-            Some(material.client_config(DEFAULT_SERVER_NAME)),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("gRPC channel: {e}"));
+        let connect = |role: Role| {
+            let material = files
+                .role_material(role)
+                .unwrap_or_else(|e| panic!("{role:?} material: {e}"));
+            let addr = grpc_addr.to_string();
+            async move {
+                grpc_tls::connect(&addr, Some(material.client_config(DEFAULT_SERVER_NAME)))
+                    .await
+                    .unwrap_or_else(|e| panic!("gRPC channel: {e}"))
+            }
+        };
+        let channel = connect(Role::VcManager).await;
+        let agent_channel = connect(Role::VnAgent).await;
 
         // The agent's serving certificate, valid for the node's address; tenants verify it with this CA.
         let agent_ca = CertificateAuthority::generate().unwrap_or_else(|e| panic!("agent CA: {e}"));
@@ -374,7 +381,7 @@ impl World {
             .unwrap_or_else(|e| panic!("kubelet client config: {e}")),
         );
         let cas = Arc::new(TenantCas::default());
-        let translator = Translator::new(channel, cas.clone());
+        let translator = Translator::new(agent_channel, cas.clone());
         tokio::spawn(
             translator
                 .clone()
