@@ -176,28 +176,34 @@ pub struct ChurnArgs {
     /// Namespaces per VC.
     #[arg(long, default_value_t = 2)]
     pub namespaces: usize,
-    /// How long the churn runs.
+    /// How long the churn runs (each phase: the baseline, then through the syncer).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Operations per second across all tenants (exponential inter-arrival jitter from the seed).
+    /// Operations per second across all tenants (exponential inter-arrival times from the seed).
     #[arg(long, default_value_t = 50.0)]
     pub rate: f64,
-    /// Percent of operations that create, update (relabel) and delete, e.g. `60,30,10`.
-    #[arg(long, default_value = "60,30,10", value_parser = parse_mix)]
+    /// Shares of operations that create, update (relabel) and delete, `create:update:delete` (or with
+    /// commas), e.g. `60:30:10`.
+    #[arg(long, default_value = "60:30:10", value_parser = parse_mix)]
     pub mix: (u32, u32, u32),
     /// Window of the lag-over-time series.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub window: Duration,
+    /// Live pods at most, across all tenants (a create beyond it becomes a delete). Default: 20 per
+    /// namespace.
+    #[arg(long)]
+    pub max_pods: Option<usize>,
 }
 
-fn parse_mix(s: &str) -> Result<(u32, u32, u32), String> {
+/// Parses `create:update:delete` shares (`:` or `,` between them).
+pub fn parse_mix(s: &str) -> Result<(u32, u32, u32), String> {
     let v: Vec<u32> = s
-        .split(',')
+        .split([',', ':'])
         .map(|p| p.trim().parse::<u32>().map_err(|e| format!("{p:?}: {e}")))
         .collect::<Result<_, _>>()?;
     match v.as_slice() {
         [c, u, d] if c + u + d > 0 && *c > 0 => Ok((*c, *u, *d)),
-        _ => Err("expected three percentages create,update,delete with create > 0".into()),
+        _ => Err("expected three shares create:update:delete with create > 0".into()),
     }
 }
 
@@ -210,15 +216,38 @@ pub struct NoisyArgs {
     /// Light tenants.
     #[arg(long, default_value_t = 2)]
     pub light: usize,
-    /// Pods each greedy tenant creates in its burst.
+    /// Pods each greedy tenant creates in its burst (as fast as `--concurrency` allows).
     #[arg(long, default_value_t = 500)]
     pub greedy_pods: usize,
     /// Pods each light tenant creates one at a time (each waits for the previous one's super copy).
     #[arg(long, default_value_t = 20)]
     pub light_pods: usize,
-    /// Run only the fair phase (skip the `--no-fairness` comparison).
-    #[arg(long)]
-    pub fair_only: bool,
+    /// Which runs: `on` (the syncer's fairness), `off` (`--no-fairness`) or `both` (on, then off on fresh
+    /// clusters and a fresh data directory).
+    #[arg(long, value_enum, default_value_t = Fairness::Both)]
+    pub fairness: Fairness,
+}
+
+/// Which noisy-neighbor runs to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Fairness {
+    /// Only with fairness.
+    On,
+    /// Only with `--no-fairness`.
+    Off,
+    /// Both, fairness first.
+    Both,
+}
+
+impl Fairness {
+    /// The runs, as "fairness on?" flags, in order.
+    pub fn runs(self) -> Vec<bool> {
+        match self {
+            Fairness::On => vec![true],
+            Fairness::Off => vec![false],
+            Fairness::Both => vec![true, false],
+        }
+    }
 }
 
 /// Restart options.
@@ -252,8 +281,11 @@ mod tests {
         assert!(parse_target("kubeconfig=").is_err());
         assert!(parse_target("kind").is_err());
         assert_eq!(parse_mix("60,30,10"), Ok((60, 30, 10)));
+        assert_eq!(parse_mix("5:3:2"), Ok((5, 3, 2)));
         assert!(parse_mix("0,50,50").is_err());
         assert!(parse_mix("1,2").is_err());
+        assert_eq!(Fairness::Both.runs(), vec![true, false]);
+        assert_eq!(Fairness::Off.runs(), vec![false]);
     }
 
     #[test]

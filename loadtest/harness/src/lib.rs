@@ -61,9 +61,8 @@ pub async fn run(cli: Cli) -> Result<(PathBuf, bool)> {
         Scenario::Burst(s) => scenarios::burst::run(&ctx, s, false, &mut report).await,
         Scenario::Baseline(s) => scenarios::burst::run(&ctx, s, true, &mut report).await,
         Scenario::Restart(a) => scenarios::restart::run(&ctx, a, &mut report).await,
-        Scenario::Churn(_) | Scenario::NoisyNeighbor(_) => Err(anyhow::anyhow!(
-            "scenario {name} is not available in this build"
-        )),
+        Scenario::Churn(a) => scenarios::churn::run(&ctx, a, &mut report).await,
+        Scenario::NoisyNeighbor(a) => scenarios::noisy::run(&ctx, a, &mut report).await,
     };
     report.wall_seconds = started.elapsed().as_secs_f64();
     if let Err(e) = &outcome {

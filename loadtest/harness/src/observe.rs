@@ -32,6 +32,8 @@ pub struct PodTrack {
     pub running: Option<Instant>,
     /// First time each value of the generation label was seen.
     pub gens: Vec<(u32, Instant)>,
+    /// The generation label's value at the last observation.
+    pub last_gen: Option<u32>,
     /// Seen deleted.
     pub deleted: Option<Instant>,
     /// The pod's uid at its last observation.
@@ -125,6 +127,7 @@ impl Book {
         {
             t.gens.push((g, at));
         }
+        t.last_gen = generation;
         if let Some(uid) = &pod.metadata.uid {
             t.uid.clone_from(uid);
         }

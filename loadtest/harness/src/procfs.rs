@@ -1,4 +1,4 @@
-//! Resource use of a child process from `/proc` (Linux): CPU seconds and resident memory.
+//! Resource use of a child process from `/proc` (Linux): CPU seconds, resident memory, command line.
 
 use std::io;
 
@@ -37,6 +37,16 @@ fn parse_status_bytes(status: &str, field: &str) -> Option<u64> {
         .find(|l| l.split(':').next() == Some(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// The command line of process `pid` (`/proc/<pid>/cmdline`: arguments separated by NUL bytes).
+pub fn cmdline(pid: u32) -> io::Result<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline"))?;
+    Ok(raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect())
 }
 
 /// Raises this process's open-file limit to its hard limit (hundreds of simulated API servers and their

@@ -27,6 +27,17 @@ pub struct SyncerLag {
     pub p99_seconds: Option<f64>,
 }
 
+impl SyncerLag {
+    /// `p50 / p99` in milliseconds, `-` where not measured.
+    pub fn p50_p99(&self) -> String {
+        format!(
+            "{} / {}",
+            crate::report::ms(self.p50_seconds),
+            crate::report::ms(self.p99_seconds)
+        )
+    }
+}
+
 /// The syncer's lag histogram for `direction` (`down`/`up`) and `kind` (e.g. `Pod`).
 pub fn syncer_lag(text: &str, direction: &str, kind: &str) -> SyncerLag {
     let dir = format!("direction=\"{direction}\"");

@@ -54,8 +54,24 @@ pub struct WindowPoint {
     pub count: usize,
     /// p50 of the window's samples (seconds), if any.
     pub p50: Option<f64>,
+    /// p90 of the window's samples (seconds), if any.
+    pub p90: Option<f64>,
     /// p99 of the window's samples (seconds), if any.
     pub p99: Option<f64>,
+}
+
+/// Reads one percentile of a window.
+pub type Pick = fn(&WindowPoint) -> Option<f64>;
+
+/// The p50 and p99 of a window, with their names (for plotting both).
+pub const P50_P99: [(&str, Pick); 2] = [("p50", |w| w.p50), ("p99", |w| w.p99)];
+
+/// The (window start, value) points of one percentile of a series, skipping empty windows.
+pub fn percentile_points(series: &[WindowPoint], pick: Pick) -> Vec<(f64, f64)> {
+    series
+        .iter()
+        .filter_map(|w| pick(w).map(|v| (w.t, v)))
+        .collect()
 }
 
 /// Lag percentiles per window: `samples` are (when the operation happened, its lag in seconds).
@@ -78,6 +94,7 @@ pub fn lag_series(origin: Instant, samples: &[(Instant, f64)], window: f64) -> V
                 t: i as f64 * window,
                 count: v.len(),
                 p50: quantile(&v, 0.5),
+                p90: quantile(&v, 0.9),
                 p99: quantile(&v, 0.99),
             }
         })

@@ -3,39 +3,23 @@
 
 mod support;
 
-use support::{number, result, run_loadtest};
+use support::{assert_png, number, run_ok};
 
 #[test]
 fn small_burst_syncs_every_pod_and_reports_measured_fields() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let out = dir.path().join("out");
-    let output = run_loadtest(
-        &out,
-        &[
-            "burst",
-            "--vcs",
-            "3",
-            "--namespaces",
-            "2",
-            "--pods",
-            "5",
-            "--seed",
-            "7",
-            "--timeout",
-            "5m",
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "loadtest failed: {:?}",
-        output.status
-    );
-    let r = result(&out);
-    assert!(
-        r["interrupted"].is_null(),
-        "run was interrupted: {}",
-        r["interrupted"]
-    );
+    let (_dir, out, r) = run_ok(&[
+        "burst",
+        "--vcs",
+        "3",
+        "--namespaces",
+        "2",
+        "--pods",
+        "5",
+        "--seed",
+        "7",
+        "--timeout",
+        "5m",
+    ]);
     assert_eq!(r["scenario"], "burst");
     assert_eq!(number(&r, "/results/pods"), 30.0);
     // Through the syncer: all 30 written, seen on the super cluster, and their status seen in the tenants.
@@ -68,7 +52,6 @@ fn small_burst_syncs_every_pod_and_reports_measured_fields() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap_or_else(|e| panic!("{e}"));
     assert!(md.contains("| syncer | pods/s down |"));
     for f in ["lag.png", "throughput.png"] {
-        let bytes = std::fs::read(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert_eq!(&bytes[1..4], b"PNG");
+        assert_png(&out, f);
     }
 }

@@ -3,45 +3,29 @@
 
 mod support;
 
-use support::{number, result, run_loadtest};
+use support::{number, run_ok};
 
 #[test]
 fn restart_after_sigkill_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let out = dir.path().join("out");
-    let output = run_loadtest(
-        &out,
-        &[
-            "restart",
-            "--vcs",
-            "3",
-            "--namespaces",
-            "2",
-            "--pods",
-            "10",
-            "--kill-at",
-            "0.3",
-            "--create-while-down",
-            "2",
-            "--delete-while-down",
-            "2",
-            "--seed",
-            "5",
-            "--timeout",
-            "5m",
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "loadtest failed: {:?}",
-        output.status
-    );
-    let r = result(&out);
-    assert!(
-        r["interrupted"].is_null(),
-        "run was interrupted: {}",
-        r["interrupted"]
-    );
+    let (_dir, _out, r) = run_ok(&[
+        "restart",
+        "--vcs",
+        "3",
+        "--namespaces",
+        "2",
+        "--pods",
+        "10",
+        "--kill-at",
+        "0.3",
+        "--create-while-down",
+        "2",
+        "--delete-while-down",
+        "2",
+        "--seed",
+        "5",
+        "--timeout",
+        "5m",
+    ]);
     assert_eq!(r["results"]["converged"], serde_json::json!(true));
     assert_eq!(number(&r, "/results/comparison/lost"), 0.0);
     assert_eq!(number(&r, "/results/comparison/duplicated"), 0.0);

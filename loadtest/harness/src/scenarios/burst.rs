@@ -215,24 +215,7 @@ pub fn fill_report(
             "lag up p50 / p99",
             format!("{} / {}", ms(s.up.p50), ms(s.up.p99)),
         );
-        report.row(
-            "syncer",
-            "own histogram down p50 / p99",
-            format!(
-                "{} / {}",
-                ms(u.own_lag_down.p50_seconds),
-                ms(u.own_lag_down.p99_seconds)
-            ),
-        );
-        report.row(
-            "syncer",
-            "own histogram up p50 / p99",
-            format!(
-                "{} / {}",
-                ms(u.own_lag_up.p50_seconds),
-                ms(u.own_lag_up.p99_seconds)
-            ),
-        );
+        crate::scenarios::own_lag_rows(report, "syncer", &u.own_lag_down, &u.own_lag_up);
         report.row(
             "syncer",
             "CPU s / 1,000 pods",

@@ -2,7 +2,9 @@
 //! analysis of a phase of writes.
 
 pub mod burst;
-
+pub mod churn;
+pub mod compare;
+pub mod noisy;
 pub mod phase;
 pub mod restart;
 
@@ -108,6 +110,17 @@ impl Ctx {
             plots: Vec::new(),
         }
     }
+}
+
+/// The rows of the syncer's own lag histogram (down and up) under `section`.
+pub fn own_lag_rows(
+    report: &mut Report,
+    section: &str,
+    down: &crate::promtext::SyncerLag,
+    up: &crate::promtext::SyncerLag,
+) {
+    report.row(section, "own histogram down p50 / p99", down.p50_p99());
+    report.row(section, "own histogram up p50 / p99", up.p50_p99());
 }
 
 /// Status write times of direct pods or of super copies written by the harness.

@@ -68,13 +68,14 @@ pub struct PhaseResult {
     pub origin: Option<Instant>,
 }
 
-fn down_seen(book: &Book, lane: &Lane, name: &str) -> Option<Instant> {
+/// When the super copy (or the direct pod) of `name` was first seen on the super cluster.
+pub fn down_seen(book: &Book, lane: &Lane, name: &str) -> Option<Instant> {
     book.get(SUPER, &lane.super_namespace, name)
         .and_then(|t| t.first_seen)
 }
 
 /// (start, end) of the up direction of one pod, when both were observed.
-fn up_times(book: &Book, up: &UpPath, lane: &Lane, name: &str) -> Option<(Instant, Instant)> {
+pub fn up_times(book: &Book, up: &UpPath, lane: &Lane, name: &str) -> Option<(Instant, Instant)> {
     match up {
         UpPath::None => None,
         UpPath::Tenant => {

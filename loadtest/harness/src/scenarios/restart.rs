@@ -2,18 +2,17 @@
 //! delete more pods while it is down; restart it on the same data directory; measure the time to converge
 //! and compare every tenant pod with its super copy (lost and duplicated must be zero).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams};
 use rand::seq::IndexedRandom;
-use serde::Serialize;
 use serde_json::json;
-use syncer::naming;
 
+use super::compare::{Comparison, compare};
 use super::phase::{UpPath, analyze};
 use super::{Ctx, Observers, cleanup, wait_super_namespaces};
 use crate::cli::RestartArgs;
@@ -22,100 +21,6 @@ use crate::observe::wait_until;
 use crate::report::{Report, ms, num};
 use crate::syncer_proc::SyncerProcess;
 use crate::workload::{Lane, create_pods, ensure_namespaces, plan, rng};
-
-/// Tenant pods compared with their super copies.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Comparison {
-    /// Tenant pods of the run (not being deleted).
-    pub tenant_pods: usize,
-    /// Super pods of the run written by the syncer.
-    pub super_pods: usize,
-    /// Tenant pods with a super copy of the same uid.
-    pub matched: usize,
-    /// Tenant pods without a super copy.
-    pub lost: usize,
-    /// Super copies whose tenant pod is gone, or that carry another uid than the tenant pod of that name
-    /// (a copy the syncer should have deleted or replaced).
-    pub duplicated: usize,
-    /// Up to 10 examples of lost or duplicated objects.
-    pub examples: Vec<String>,
-}
-
-/// Lists every tenant pod and every super copy of this run and compares them one by one.
-pub async fn compare(
-    ctx: &Ctx,
-    env: &Env,
-    tenants: &[usize],
-    direct_ns: &HashSet<String>,
-) -> Result<Comparison> {
-    let lp = ListParams::default().labels(&ctx.selector());
-    let mut expected: HashMap<(String, String), String> = HashMap::new();
-    let mut c = Comparison::default();
-    for &t in tenants {
-        let tenant = &env.tenants[t];
-        let pods = Api::<Pod>::all(tenant.client.clone())
-            .list(&lp)
-            .await
-            .with_context(|| format!("list pods of {}", tenant.name))?;
-        for p in pods.items {
-            if p.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            let ns = p.metadata.namespace.clone().unwrap_or_default();
-            let key = (
-                naming::super_namespace(&tenant.cluster_key, &ns),
-                p.metadata.name.clone().unwrap_or_default(),
-            );
-            expected.insert(key, p.metadata.uid.clone().unwrap_or_default());
-        }
-    }
-    c.tenant_pods = expected.len();
-    let supers = Api::<Pod>::all(env.super_client.clone())
-        .list(&lp)
-        .await
-        .context("list super pods")?;
-    let mut found: HashSet<(String, String)> = HashSet::new();
-    for p in supers.items {
-        let ns = p.metadata.namespace.clone().unwrap_or_default();
-        if direct_ns.contains(&ns) {
-            continue;
-        }
-        c.super_pods += 1;
-        let key = (ns, p.metadata.name.clone().unwrap_or_default());
-        let uid = p
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(naming::ANNOTATION_UID))
-            .cloned()
-            .unwrap_or_default();
-        match expected.get(&key) {
-            Some(tenant_uid) if *tenant_uid == uid => {
-                c.matched += 1;
-                found.insert(key);
-            }
-            _ => {
-                c.duplicated += 1;
-                if c.examples.len() < 10 {
-                    c.examples.push(format!(
-                        "super {}/{} has no tenant pod with uid {uid}",
-                        key.0, key.1
-                    ));
-                }
-            }
-        }
-    }
-    for key in expected.keys() {
-        if !found.contains(key) {
-            c.lost += 1;
-            if c.examples.len() < 10 {
-                c.examples
-                    .push(format!("no super copy {}/{}", key.0, key.1));
-            }
-        }
-    }
-    Ok(c)
-}
 
 /// The `restart` scenario.
 pub async fn run(ctx: &Ctx, a: &RestartArgs, report: &mut Report) -> Result<()> {
