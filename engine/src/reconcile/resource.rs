@@ -59,6 +59,15 @@ pub struct Check<'a> {
     pub view: &'a View,
 }
 
+impl Check<'_> {
+    /// Both sides parsed as `K` (tenant, super); a side that is absent or does not parse is `None`.
+    #[must_use]
+    pub fn objects<K: serde::de::DeserializeOwned>(&self) -> (Option<K>, Option<K>) {
+        let parse = |v: Option<&Value>| v.and_then(|v| serde_json::from_value::<K>(v.clone()).ok());
+        (parse(self.tenant_object), parse(self.super_object))
+    }
+}
+
 /// Where the super copy of a tenant object lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SuperLocation {
@@ -93,8 +102,12 @@ pub trait Resource: Send + Sync + 'static {
         true
     }
 
-    /// Down: make the super cluster match the tenant object named by `ctx.key`.
-    fn reconcile_down<'a>(&'a self, ctx: &'a Ctx<'a>) -> SyncFuture<'a>;
+    /// Down: make the super cluster match the tenant object named by `ctx.key`. Default: nothing flows down
+    /// (kinds copied up only).
+    fn reconcile_down<'a>(&'a self, ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
+        let _ = ctx;
+        Box::pin(async { Ok(()) })
+    }
 
     /// Up: copy what the super cluster decided back into the tenant object. Runs after
     /// [`Resource::reconcile_down`] in the same reconcile. Default: nothing flows up.

@@ -102,6 +102,16 @@ impl KindSpec {
         }
     }
 
+    /// A kind copied up only: every super object watched (it carries no syncer marks) and mapped by `rule`,
+    /// tenants not watched.
+    #[must_use]
+    pub fn super_only(mut self, rule: SuperKey) -> Self {
+        self.super_watch = Watch::All;
+        self.super_key = rule;
+        self.tenant_watch = Watch::Off;
+        self
+    }
+
     /// Sets [`KindSpec::super_key`].
     #[must_use]
     pub fn super_key(mut self, rule: SuperKey) -> Self {

@@ -16,7 +16,7 @@ use crate::reconcile::resource::{Check, Ctx, Drift, Resource, SuperLocation, Syn
 use crate::reconcile::writer::{self, Created, Target};
 use crate::reconcile::{SyncError, TenantInfo, count_write};
 use crate::record::{SUPER_CLUSTER, WorkKey};
-use crate::source::{KindSpec, SuperKey, Watch};
+use crate::source::{KindSpec, SuperKey};
 
 /// Plan → write rounds before giving up (the shard retries).
 const MAX_PASSES: usize = 4;
@@ -31,15 +31,7 @@ impl Resource for EventResource {
     }
 
     fn spec(&self) -> KindSpec {
-        let mut spec = KindSpec::of::<Event>();
-        spec.super_watch = Watch::All;
-        spec.super_key = SuperKey::Namespace;
-        spec.tenant_watch = Watch::Off;
-        spec
-    }
-
-    fn reconcile_down<'a>(&'a self, _ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
-        Box::pin(async { Ok(()) })
+        KindSpec::of::<Event>().super_only(SuperKey::Namespace)
     }
 
     fn reconcile_up<'a>(&'a self, ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
@@ -54,10 +46,7 @@ impl Resource for EventResource {
     }
 
     fn check(&self, check: &Check<'_>) -> Drift {
-        let parse = |v: Option<&serde_json::Value>| {
-            v.and_then(|v| serde_json::from_value::<Event>(v.clone()).ok())
-        };
-        match (parse(check.tenant_object), parse(check.super_object)) {
+        match check.objects::<Event>() {
             (None, Some(s)) if event::involved(&s).is_some() => Drift::Different("event missing"),
             (Some(t), None) if is_ours(&t) => Drift::Different("event outlived its super event"),
             _ => Drift::InSync,

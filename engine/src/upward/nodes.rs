@@ -58,10 +58,6 @@ impl Resource for NodeResource {
         spec
     }
 
-    fn reconcile_down<'a>(&'a self, _ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn reconcile_up<'a>(&'a self, ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
         Box::pin(sync_tenant_node(
             ctx.view,
@@ -105,14 +101,11 @@ impl Resource for NodeResource {
     }
 
     fn check(&self, check: &Check<'_>) -> Drift {
-        let parse = |v: Option<&serde_json::Value>| {
-            v.and_then(|v| serde_json::from_value::<Node>(v.clone()).ok())
-        };
         let wanted = placement::pair(check.view, &check.tenant.cluster_key, &check.key.name)
             .ok()
             .flatten()
             .is_some();
-        match (parse(check.tenant_object), parse(check.super_object)) {
+        match check.objects::<Node>() {
             (Some(t), _) if !node::is_virtual(&t) => Drift::InSync,
             (None, Some(_)) if wanted => Drift::Different("virtual node missing"),
             (Some(_), None) => Drift::Different("super node gone"),

@@ -71,10 +71,6 @@ impl Resource for PublicResource {
         self.spec.clone()
     }
 
-    fn reconcile_down<'a>(&'a self, _ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
-        Box::pin(async { Ok(()) })
-    }
-
     fn reconcile_up<'a>(&'a self, ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
         Box::pin(sync_into(
             ctx.view,

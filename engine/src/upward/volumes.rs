@@ -10,13 +10,11 @@ use kube::Api;
 use super::{KIND_PV, pv};
 use crate::log::View;
 use crate::naming::{self, ANNOTATION_UID};
-use crate::reconcile::resource::{
-    Check, Ctx, Drift, Resource, SuperCtx, SuperLocation, SyncFuture,
-};
+use crate::reconcile::resource::{Check, Drift, Resource, SuperCtx, SuperLocation, SyncFuture};
 use crate::reconcile::writer::{self, Created, Target};
 use crate::reconcile::{KIND_NAMESPACE, Lookup, SyncError, Tenant, TenantInfo, count_write};
 use crate::record::{SUPER_CLUSTER, WorkKey};
-use crate::source::{KindSpec, SuperKey, Watch};
+use crate::source::{KindSpec, SuperKey};
 
 /// Plan → write rounds per tenant before giving up (the shard retries).
 const MAX_PASSES: usize = 4;
@@ -33,15 +31,7 @@ impl Resource for VolumeResource {
     }
 
     fn spec(&self) -> KindSpec {
-        let mut spec = KindSpec::of::<PersistentVolume>();
-        spec.super_watch = Watch::All;
-        spec.super_key = SuperKey::Cluster;
-        spec.tenant_watch = Watch::Off;
-        spec
-    }
-
-    fn reconcile_down<'a>(&'a self, _ctx: &'a Ctx<'a>) -> SyncFuture<'a> {
-        Box::pin(async { Ok(()) })
+        KindSpec::of::<PersistentVolume>().super_only(SuperKey::Cluster)
     }
 
     fn reconcile_super<'a>(&'a self, ctx: &'a SuperCtx<'a>) -> SyncFuture<'a> {
@@ -79,16 +69,14 @@ impl Resource for VolumeResource {
     }
 
     fn check(&self, check: &Check<'_>) -> Drift {
-        let parse = |v: Option<&serde_json::Value>| {
-            v.and_then(|v| serde_json::from_value::<PersistentVolume>(v.clone()).ok())
-        };
-        let owned = parse(check.super_object).and_then(|p| {
+        let (tenant_pv, super_pv) = check.objects::<PersistentVolume>();
+        let owned = super_pv.and_then(|p| {
             owner(check.view, &p)
                 .ok()
                 .flatten()
                 .filter(|(k, _, _)| *k == check.tenant.cluster_key)
         });
-        match (parse(check.tenant_object).filter(pv::is_ours), owned) {
+        match (tenant_pv.filter(pv::is_ours), owned) {
             (None, Some(_)) => Drift::Different("volume missing"),
             (Some(_), None) => Drift::Different("volume no longer bound to the tenant"),
             _ => Drift::InSync,

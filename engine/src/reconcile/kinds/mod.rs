@@ -85,11 +85,7 @@ impl<D: DownKind> Resource for Downward<D> {
     }
 
     fn check(&self, check: &Check<'_>) -> Drift {
-        let parse = |v: Option<&serde_json::Value>| {
-            v.and_then(|v| serde_json::from_value::<D::Object>(v.clone()).ok())
-        };
-        let tenant_obj = parse(check.tenant_object);
-        let super_obj = parse(check.super_object);
+        let (tenant_obj, super_obj) = check.objects::<D::Object>();
         // A view that cannot be read says nothing about drift; the reconcile will find out.
         let synced = D::synced(check.view, check.tenant, check.key).unwrap_or(true);
         let super_ns = super_namespace(&check.tenant.cluster_key, &check.key.namespace);
@@ -180,6 +176,26 @@ pub(crate) mod test_support {
         obj
     }
 
+    /// The check of resource `r` for object `name` of tenant namespace `web`, both sides given as JSON.
+    pub(crate) fn check(
+        r: &dyn crate::reconcile::Resource,
+        view: &crate::log::View,
+        name: &str,
+        t: Option<&serde_json::Value>,
+        s: Option<&serde_json::Value>,
+    ) -> crate::reconcile::Drift {
+        let info = tenant();
+        let mut k = key(name);
+        k.kind = r.kind().to_owned();
+        r.check(&crate::reconcile::resource::Check {
+            tenant: &info,
+            key: &k,
+            tenant_object: t,
+            super_object: s,
+            view,
+        })
+    }
+
     /// The super copy of `t` as created.
     pub(crate) fn created<D: DownKind>(t: &D::Object, name: &str) -> D::Object {
         with_uid(object::desired::<D>(t, &tenant(), name, SNS).unwrap_or_else(|e| panic!("{e}")))
@@ -188,29 +204,9 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{SNS, key, tenant};
+    use super::test_support::{SNS, check, key, tenant};
     use super::*;
-    use crate::reconcile::resource::Check;
     use serde_json::json;
-
-    fn check(
-        r: &dyn Resource,
-        view: &crate::log::View,
-        name: &str,
-        t: Option<&serde_json::Value>,
-        s: Option<&serde_json::Value>,
-    ) -> Drift {
-        let info = tenant();
-        let mut k = key(name);
-        k.kind = r.kind().to_owned();
-        r.check(&Check {
-            tenant: &info,
-            key: &k,
-            tenant_object: t,
-            super_object: s,
-            view,
-        })
-    }
 
     #[test]
     fn downward_checks_classify_drift_per_kind() {

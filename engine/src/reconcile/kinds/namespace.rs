@@ -34,11 +34,7 @@ impl Resource for NamespaceResource {
     }
 
     fn check(&self, check: &Check<'_>) -> Drift {
-        let parse = |v: Option<&serde_json::Value>| {
-            v.and_then(|v| serde_json::from_value::<Namespace>(v.clone()).ok())
-        };
-        let tenant_ns = parse(check.tenant_object);
-        let super_ns = parse(check.super_object);
+        let (tenant_ns, super_ns) = check.objects::<Namespace>();
         let super_name = super_namespace(&check.tenant.cluster_key, &check.key.name);
         let actions = namespace::plan(
             tenant_ns.as_ref(),
@@ -63,31 +59,17 @@ impl Resource for NamespaceResource {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{check, key, tenant};
     use super::*;
     use serde_json::json;
-
-    fn tenant() -> TenantInfo {
-        TenantInfo {
-            cluster_key: "team-ba7816-vc1".into(),
-            vc_name: "vc1".into(),
-            vc_namespace: "team".into(),
-            ..TenantInfo::default()
-        }
-    }
 
     #[test]
     fn check_classifies_both_sides() {
         let (_dir, view) = crate::reconcile::kinds::test_view();
         let t = tenant();
-        let key = WorkKey {
-            cluster: t.cluster_key.clone(),
-            kind: KIND_NAMESPACE.into(),
-            namespace: "web".into(),
-            name: "web".into(),
-        };
         let r = NamespaceResource;
         let loc = r
-            .super_location(&t, &key)
+            .super_location(&t, &key("web"))
             .unwrap_or_else(|| panic!("located"));
         assert_eq!(loc.name, "team-ba7816-vc1-web");
         let tenant_ns =
@@ -99,15 +81,7 @@ mod tests {
         );
         let mut super_ns = serde_json::to_value(&desired).unwrap_or_default();
         super_ns["metadata"]["uid"] = json!("s-uid");
-        let c = |ten: Option<&serde_json::Value>, sup: Option<&serde_json::Value>| {
-            r.check(&Check {
-                tenant: &t,
-                key: &key,
-                tenant_object: ten,
-                super_object: sup,
-                view: &view,
-            })
-        };
+        let c = |ten, sup| check(&r, &view, "web", ten, sup);
         assert_eq!(c(Some(&tenant_ns), Some(&super_ns)), Drift::InSync);
         assert_eq!(c(Some(&tenant_ns), None), Drift::MissingInSuper);
         assert_eq!(c(None, Some(&super_ns)), Drift::OrphanInSuper);

@@ -39,11 +39,7 @@ impl Resource for PodResource {
     }
 
     fn check(&self, check: &Check<'_>) -> Drift {
-        let parse = |v: Option<&serde_json::Value>| {
-            v.and_then(|v| serde_json::from_value::<Pod>(v.clone()).ok())
-        };
-        let tenant_pod = parse(check.tenant_object);
-        let super_pod = parse(check.super_object);
+        let (tenant_pod, super_pod) = check.objects::<Pod>();
         let super_ns = super_namespace(&check.tenant.cluster_key, &check.key.namespace);
         let actions = pod::plan(
             tenant_pod.as_ref(),
@@ -81,27 +77,17 @@ impl Resource for PodResource {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{check, key, tenant};
     use super::*;
     use serde_json::json;
 
     #[test]
     fn check_classifies_both_sides() {
         let (_dir, view) = crate::reconcile::kinds::test_view();
-        let t = TenantInfo {
-            cluster_key: "team-ba7816-vc1".into(),
-            vc_name: "vc1".into(),
-            vc_namespace: "team".into(),
-            ..TenantInfo::default()
-        };
-        let key = WorkKey {
-            cluster: t.cluster_key.clone(),
-            kind: KIND_POD.into(),
-            namespace: "web".into(),
-            name: "nginx".into(),
-        };
+        let t = tenant();
         let r = PodResource;
         let loc = r
-            .super_location(&t, &key)
+            .super_location(&t, &key("nginx"))
             .unwrap_or_else(|| panic!("located"));
         assert_eq!(loc.namespace, "team-ba7816-vc1-web");
         let tenant_pod = json!({"metadata": {"name": "nginx", "namespace": "web", "uid": "t-uid"},
@@ -111,15 +97,7 @@ mod tests {
             pod::desired_super_pod(&parsed, &t, &loc.namespace).unwrap_or_else(|e| panic!("{e}"));
         let mut super_pod = serde_json::to_value(&desired).unwrap_or_default();
         super_pod["metadata"]["uid"] = json!("s-uid");
-        let c = |ten: Option<&serde_json::Value>, sup: Option<&serde_json::Value>| {
-            r.check(&Check {
-                tenant: &t,
-                key: &key,
-                tenant_object: ten,
-                super_object: sup,
-                view: &view,
-            })
-        };
+        let c = |ten, sup| check(&r, &view, "nginx", ten, sup);
         assert_eq!(c(Some(&tenant_pod), Some(&super_pod)), Drift::InSync);
         assert_eq!(c(Some(&tenant_pod), None), Drift::MissingInSuper);
         assert_eq!(c(None, Some(&super_pod)), Drift::OrphanInSuper);
