@@ -178,7 +178,7 @@ async fn run_stream(
     result
 }
 
-/// The value of a gauge from the agent's Prometheus endpoint.
+/// The sum over all label sets of a gauge from the agent's Prometheus endpoint.
 async fn scrape_gauge(metrics: SocketAddr, name: &str) -> anyhow::Result<f64> {
     let tcp = tokio::net::TcpStream::connect(metrics).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
@@ -193,11 +193,18 @@ async fn scrape_gauge(metrics: SocketAddr, name: &str) -> anyhow::Result<f64> {
         .collect()
         .await?;
     let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("{name} not in the metrics"))
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.split_whitespace().last().and_then(|v| v.parse().ok()))
+        .collect();
+    if values.is_empty() {
+        bail!("{name} not in the metrics");
+    }
+    Ok(values.iter().sum())
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -432,7 +439,7 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
     );
-    println!("agent vn_agent_streams_in_flight at half time: {in_flight}");
+    println!("agent vn_agent_streams_in_flight (all label sets) at half time: {in_flight}");
     println!(
         "agent CPU: {cpu:.2} s over {elapsed:.1} s ({:.1} % of one core)",
         100.0 * cpu / elapsed
