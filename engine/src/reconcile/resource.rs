@@ -63,7 +63,8 @@ impl Check<'_> {
     /// Both sides parsed as `K` (tenant, super); a side that is absent or does not parse is `None`.
     #[must_use]
     pub fn objects<K: serde::de::DeserializeOwned>(&self) -> (Option<K>, Option<K>) {
-        let parse = |v: Option<&Value>| v.and_then(|v| serde_json::from_value::<K>(v.clone()).ok());
+        // Deserialized from the borrowed value: no copy of the JSON tree per check.
+        let parse = |v: Option<&Value>| v.and_then(|v| K::deserialize(v).ok());
         (parse(self.tenant_object), parse(self.super_object))
     }
 }
