@@ -18,7 +18,7 @@ use e2e_support::*;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
-use tenancy_proto::pki::{CertificateAuthority, PkiFiles};
+use tenancy_proto::pki::CertificateAuthority;
 use tenancy_proto::tls::{self, DEFAULT_SERVER_NAME, TlsMaterial};
 use tenancy_proto::v1;
 use tenancy_proto::v1::health_client::HealthClient;
@@ -26,26 +26,6 @@ use tenancy_proto::v1::tenant_registry_client::TenantRegistryClient;
 use tenancy_proto::v1::translation_client::TranslationClient;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
-
-/// A TLS channel to the syncer with the client certificate it generated (waits for the PKI and the port).
-async fn channel(data: &Path, addr: &str) -> Result<Channel> {
-    let files = PkiFiles::in_dir(&data.join("grpc"));
-    wait_for("the syncer's gRPC API", 60, || {
-        let files = files.clone();
-        async move {
-            let Ok(material) = files.client_material() else {
-                return Ok(None);
-            };
-            let channel =
-                tls::connect(addr, Some(material.client_config(DEFAULT_SERVER_NAME))).await?;
-            HealthClient::new(channel.clone())
-                .check(v1::HealthCheckRequest {})
-                .await?;
-            Ok(Some(channel))
-        }
-    })
-    .await
-}
 
 fn spec_of(clusters: &Clusters, i: usize) -> Result<v1::TenantSpec> {
     let s = &clusters.specs[i];
@@ -104,7 +84,7 @@ async fn registered_tenants_sync_unregister_cleans_up_and_registrations_survive_
     let data = clusters.data_dir();
     let addr = format!("127.0.0.1:{}", free_port()?);
     let mut syncer = SyncerProcess::start(&clusters, &data, &["--grpc-addr", &addr])?;
-    let channel = channel(&data, &addr).await?;
+    let channel = grpc_channel(&data, &addr).await?;
     let mut registry = TenantRegistryClient::new(channel.clone());
     let mut translation = TranslationClient::new(channel.clone());
 
@@ -224,7 +204,7 @@ async fn registered_tenants_sync_unregister_cleans_up_and_registrations_survive_
     // Restart: the registration is durable and still served.
     assert!(syncer.terminate(30)?, "graceful shutdown");
     let _syncer = SyncerProcess::start(&clusters, &data, &["--grpc-addr", &addr])?;
-    let channel = self::channel(&data, &addr).await?;
+    let channel = grpc_channel(&data, &addr).await?;
     let mut registry = TenantRegistryClient::new(channel.clone());
     let mut translation = TranslationClient::new(channel);
     create_pod(&t2, "app", "p3", json!({}), json!({})).await?;
@@ -349,7 +329,7 @@ async fn the_api_refuses_unauthenticated_clients_and_bad_requests() -> Result<()
     let data = clusters.data_dir();
     let addr = format!("127.0.0.1:{}", free_port()?);
     let _syncer = SyncerProcess::start(&clusters, &data, &["--grpc-addr", &addr])?;
-    let channel = channel(&data, &addr).await?;
+    let channel = grpc_channel(&data, &addr).await?;
     let health = HealthClient::new(channel.clone())
         .check(v1::HealthCheckRequest {})
         .await?
@@ -507,7 +487,7 @@ async fn the_api_refuses_unauthenticated_clients_and_bad_requests() -> Result<()
         )?,
         Code::FailedPrecondition
     );
-    let health = HealthClient::new(self::channel(&data, &addr).await?)
+    let health = HealthClient::new(grpc_channel(&data, &addr).await?)
         .check(v1::HealthCheckRequest {})
         .await?
         .into_inner();

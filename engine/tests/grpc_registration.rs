@@ -6,8 +6,6 @@
 
 mod e2e_support;
 
-use std::path::Path;
-
 use anyhow::{Result, bail};
 use e2e_support::*;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -15,36 +13,12 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use tenancy_proto::pki::PkiFiles;
-use tenancy_proto::tls::{self, DEFAULT_SERVER_NAME};
 use tenancy_proto::v1;
-use tenancy_proto::v1::health_client::HealthClient;
 use tenancy_proto::v1::tenant_registry_client::TenantRegistryClient;
 use tonic::Code;
-use tonic::transport::Channel;
 
 const PUBLIC: &str = "tenancy.x-k8s.io/super.public";
 const SUPER_UID: &str = "tenancy.x-k8s.io/super.uid";
-
-/// A TLS channel to the syncer with the client certificate it generated (waits for the PKI and the port).
-async fn channel(data: &Path, addr: &str) -> Result<Channel> {
-    let files = PkiFiles::in_dir(&data.join("grpc"));
-    wait_for("the syncer's gRPC API", 60, || {
-        let files = files.clone();
-        async move {
-            let Ok(material) = files.client_material() else {
-                return Ok(None);
-            };
-            let channel =
-                tls::connect(addr, Some(material.client_config(DEFAULT_SERVER_NAME))).await?;
-            HealthClient::new(channel.clone())
-                .check(v1::HealthCheckRequest {})
-                .await?;
-            Ok(Some(channel))
-        }
-    })
-    .await
-}
 
 async fn create_cluster_object<K>(api: &Api<K>, obj: serde_json::Value) -> Result<()>
 where
@@ -115,7 +89,7 @@ async fn a_registered_tenant_gets_public_objects_and_its_cluster_domain() -> Res
     let data = clusters.data_dir();
     let addr = format!("127.0.0.1:{}", free_port()?);
     let _syncer = SyncerProcess::start(&clusters, &data, &["--grpc-addr", &addr])?;
-    let mut registry = TenantRegistryClient::new(channel(&data, &addr).await?);
+    let mut registry = TenantRegistryClient::new(grpc_channel(&data, &addr).await?);
     let s = &clusters.specs[0];
     let spec = v1::TenantSpec {
         vc: Some(v1::VirtualClusterRef::new(&s.namespace, &s.name, &s.uid)),

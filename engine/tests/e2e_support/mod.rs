@@ -375,3 +375,26 @@ pub fn print_syncer_log(data: &Path) {
         eprintln!("{line}");
     }
 }
+
+/// A TLS channel to the syncer with the client certificate it generated (waits for the PKI and the port).
+pub async fn grpc_channel(data: &Path, addr: &str) -> Result<tonic::transport::Channel> {
+    let files = tenancy_proto::pki::PkiFiles::in_dir(&data.join("grpc"));
+    wait_for("the syncer's gRPC API", 60, || {
+        let files = files.clone();
+        async move {
+            let Ok(material) = files.client_material() else {
+                return Ok(None);
+            };
+            let channel = tenancy_proto::tls::connect(
+                addr,
+                Some(material.client_config(tenancy_proto::tls::DEFAULT_SERVER_NAME)),
+            )
+            .await?;
+            tenancy_proto::v1::health_client::HealthClient::new(channel.clone())
+                .check(tenancy_proto::v1::HealthCheckRequest {})
+                .await?;
+            Ok(Some(channel))
+        }
+    })
+    .await
+}
