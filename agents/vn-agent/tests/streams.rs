@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    AGENT_TOKEN, Mode, Rig, Tenant, channel_message, location, metric, read_channels, text,
-    wait_for,
+    AGENT_TOKEN, Channels, Mode, Rig, Tenant, channel_message, location, metric, read_channels,
+    text, wait_for,
 };
 use futures::{SinkExt, StreamExt};
 use http_body_util::{Empty, Full};
@@ -22,6 +22,19 @@ const V5: &str = "v5.channel.k8s.io";
 
 fn long_namespace() -> String {
     format!("ns-{}", "y".repeat(57))
+}
+
+/// `exec -- echo hi` on pod `web` (container `app`) of namespace `ns` over WebSocket v5, read to the end.
+async fn exec_echo_hi(rig: &Rig, id: Option<(&str, &str)>, ns: &str) -> Channels {
+    let (mut ws, _) = rig
+        .ws(
+            id,
+            &format!("/exec/{ns}/web/app?command=echo&command=hi&output=1&error=1"),
+            V5,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    read_channels(&mut ws).await
 }
 
 /// Status of a refused WebSocket upgrade.
@@ -260,11 +273,9 @@ async fn run_returns_the_output_and_non_upgrade_answers_pass_through() {
     let pod = location(&a.key, "default", "web", "n1");
     let rig = Rig::start(&[&a], vec![pod.clone()]).await;
 
-    let req = http::Request::post("/run/default/web/app?cmd=echo+hi+there")
-        .header(http::header::HOST, "localhost")
-        .body(Empty::<Bytes>::new())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = rig.send(a.id(), req).await;
+    let resp = rig
+        .post(a.id(), "/run/default/web/app?cmd=echo+hi+there")
+        .await;
     assert_eq!(resp.status(), http::StatusCode::OK);
     assert_eq!(text(resp).await, "hi there\n");
     // The kubelet also reads `cmd` from a form body (`curl -d cmd=…`): it is moved to the query.
@@ -387,13 +398,7 @@ async fn every_verb_refuses_strangers_and_other_tenants() {
         // B has no pod default/web: A's pod is not reachable for B.
         assert_eq!(ws_status(&rig, b.id(), path, proto).await, 403, "{path}");
     }
-    let run = |id| {
-        let req = http::Request::post("/run/default/web/app?cmd=echo+hi")
-            .header(http::header::HOST, "localhost")
-            .body(Empty::<Bytes>::new())
-            .unwrap_or_else(|e| panic!("{e}"));
-        rig.send(id, req)
-    };
+    let run = |id| rig.post(id, "/run/default/web/app?cmd=echo+hi");
     assert_eq!(run(None).await.status(), http::StatusCode::UNAUTHORIZED);
     assert_eq!(
         run(forged_id).await.status(),
@@ -593,15 +598,7 @@ async fn apiserver_mode_maps_to_pod_subresources() {
     assert_eq!(resp.status(), http::StatusCode::OK);
     assert_eq!(text(resp).await, "line 1\nline 2\n");
 
-    let (mut ws, _) = rig
-        .ws(
-            a.id(),
-            &format!("/exec/{ns}/web/app?command=echo&command=hi&output=1&error=1"),
-            V5,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let out = read_channels(&mut ws).await;
+    let out = exec_echo_hi(&rig, a.id(), &ns).await;
     assert_eq!(out.stdout, "hi\n");
     assert!(out.status.contains("Success"));
 
@@ -619,18 +616,14 @@ async fn apiserver_mode_maps_to_pod_subresources() {
     assert_eq!(&m[..], &[0, 0x90, 0x1f]);
 
     // /run has no API-server subresource: it runs through pods/exec and answers the collected output.
-    let req = http::Request::post(format!("/run/{ns}/web/app?cmd=echo+run%20me"))
-        .header(http::header::HOST, "localhost")
-        .body(Empty::<Bytes>::new())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = rig.send(a.id(), req).await;
+    let resp = rig
+        .post(a.id(), &format!("/run/{ns}/web/app?cmd=echo+run%20me"))
+        .await;
     assert_eq!(resp.status(), http::StatusCode::OK);
     assert_eq!(text(resp).await, "run me\n");
-    let req = http::Request::post(format!("/run/{ns}/web/app?cmd=false"))
-        .header(http::header::HOST, "localhost")
-        .body(Empty::<Bytes>::new())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = rig.send(a.id(), req).await;
+    let resp = rig
+        .post(a.id(), &format!("/run/{ns}/web/app?cmd=false"))
+        .await;
     assert_eq!(resp.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
     assert!(text(resp).await.contains("Failure"));
 
@@ -689,24 +682,14 @@ async fn apiserver_mode_through_the_simulator_reaches_the_kubelet() {
     assert_eq!(resp.status(), http::StatusCode::OK);
     assert_eq!(text(resp).await, "line 1\nline 2\n");
 
-    let (mut ws, _) = rig
-        .ws(
-            a.id(),
-            &format!("/exec/{ns}/web/app?command=echo&command=hi&output=1&error=1"),
-            V5,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let out = read_channels(&mut ws).await;
+    let out = exec_echo_hi(&rig, a.id(), &ns).await;
     assert_eq!(out.stdout, "hi\n");
     assert!(out.status.contains("Success"), "{out:?}");
 
     // /run as an exec through the simulator.
-    let req = http::Request::post(format!("/run/{ns}/web/app?cmd=echo+via+exec"))
-        .header(http::header::HOST, "localhost")
-        .body(Empty::<Bytes>::new())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let resp = rig.send(a.id(), req).await;
+    let resp = rig
+        .post(a.id(), &format!("/run/{ns}/web/app?cmd=echo+via+exec"))
+        .await;
     assert_eq!(resp.status(), http::StatusCode::OK);
     assert_eq!(text(resp).await, "via exec\n");
 

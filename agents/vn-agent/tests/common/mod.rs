@@ -611,6 +611,19 @@ impl Rig {
         self.send(identity, req).await
     }
 
+    /// POST `path` (no body) to the agent presenting `identity`, as `/run` is called.
+    pub async fn post(
+        &self,
+        identity: Option<(&str, &str)>,
+        path: &str,
+    ) -> http::Response<Incoming> {
+        let req = http::Request::post(path)
+            .header(http::header::HOST, "localhost")
+            .body(Empty::<Bytes>::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.send(identity, req).await
+    }
+
     /// Opens a WebSocket to `path` on the agent offering `protocols` (comma-separated subprotocols).
     pub async fn ws(
         &self,
